@@ -1,0 +1,26 @@
+"""snn: spiking neural networks in PyTorch, trained with surrogate gradients.
+
+* :class:`snn.LIF`, :class:`snn.LIFCell`: leaky integrate-and-fire layers (:mod:`snn.neurons`)
+  over a pure functional core (:mod:`snn.functional`).
+* :mod:`snn.surrogate`: surrogate gradients for the spike.
+* :mod:`snn.encode`: Poisson, latency and delta spike encoders.
+* :class:`snn.FoldTime`: run Conv2d, BatchNorm, pooling over ``[T, B, ...]``.
+"""
+
+from snn import encode, functional, surrogate
+from snn.fold import FoldTime
+from snn.functional import LIFParameters, LIFSequence
+from snn.neurons import LIF, LIFCell
+
+__all__ = [
+    "LIF",
+    "LIFCell",
+    "FoldTime",
+    "LIFParameters",
+    "LIFSequence",
+    "encode",
+    "functional",
+    "surrogate",
+]
+
+__version__ = "0.1.0"

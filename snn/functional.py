@@ -1,0 +1,265 @@
+r"""The LIF neuron as pure functions: ``step(input, state, params) -> (spikes, state)``.
+
+Every LIF in snn (the modules, the single-neuron demos, the MNIST models) runs through this file.
+One step of the leaky integrate-and-fire neuron is
+
+.. math::
+
+    h_t &= v_{rest} + \beta\,(v_{t-1} - v_{rest}) + g\,x_t   &\text{(leak and integrate)}\\
+    s_t &= H(h_t - v_{th})                                     &\text{(fire)}\\
+    v_t &= \begin{cases}
+        h_t - s_t\,(v_{th} - v_{reset}) & \text{reset="subtract"}\\
+        h_t\,(1 - s_t) + v_{reset}\,s_t & \text{reset="zero"}\\
+        h_t & \text{reset="none"}
+    \end{cases}
+
+``H`` is the Heaviside step with ``H(0) = 1``; its gradient is the chosen surrogate's
+(:mod:`snn.surrogate`). With ``detach_reset`` the ``s_t`` in the reset carries no gradient.
+
+Two parameterizations give the same cell (:class:`LIFParameters`):
+
+* **deep-learning form** (snnTorch's ``Leaky``): ``beta``, ``v_th = 1``, ``v_rest = v_reset = 0``,
+  ``g = 1``;
+* **physical form** (``tau dv/dt = (v_rest - v) + R I``, as in NIR's LIF), discretized with step
+  ``dt``: forward Euler gives ``beta = 1 - dt/tau``, the exact solution for an input held over the
+  step gives ``beta = exp(-dt/tau)``; both give ``g = R (1 - beta)`` (``= R dt / tau`` for Euler).
+  Units are the user's: mV, ms, MOhm and nA work as they are (MOhm x nA = mV).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from snn import surrogate as _surrogate
+from snn.fused import fused_lif_sequence
+
+__all__ = [
+    "RESET_MODES",
+    "BACKENDS",
+    "LIFParameters",
+    "LIFSequence",
+    "physical_beta",
+    "lif_step",
+    "lif_sequence",
+]
+
+RESET_MODES = ("subtract", "zero", "none")
+BACKENDS = ("fused", "reference")
+
+
+def physical_beta(tau: float, dt: float, exact: bool = False) -> float:
+    """Decay per step of ``tau dv/dt = -v``: ``1 - dt/tau`` (Euler) or ``exp(-dt/tau)`` (exact).
+
+    Raises ``ValueError`` for ``tau <= 0``, ``dt <= 0``, or (Euler only) ``dt > tau``, where the
+    Euler step overshoots and ``beta`` would be negative.
+    """
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be a positive time constant, got tau={tau}")
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive time step, got dt={dt}")
+    if exact:
+        return math.exp(-dt / tau)
+    if dt > tau:
+        raise ValueError(
+            f"dt={dt} > tau={tau}: the Euler step overshoots (beta = 1 - dt/tau < 0); "
+            "use a smaller dt, or exact=True for the exponential discretization"
+        )
+    return 1.0 - dt / tau
+
+
+@dataclass(frozen=True)
+class LIFParameters:
+    """Parameters of one LIF population. ``beta``, ``v_th`` and ``gain`` may be tensors that
+    broadcast against the neuron shape (per-neuron values, learnable ones included).
+
+    Build the deep-learning form directly, ``LIFParameters(beta=0.9)``, and the physical form with
+    :meth:`physical`.
+    """
+
+    beta: Tensor | float = 0.9
+    v_th: Tensor | float = 1.0
+    v_rest: float = 0.0
+    v_reset: float = 0.0
+    gain: Tensor | float = 1.0
+    reset: str = "subtract"
+    detach_reset: bool = False
+    surrogate: _surrogate.Surrogate = field(default_factory=_surrogate.ATan)
+
+    def __post_init__(self) -> None:
+        if self.reset not in RESET_MODES:
+            raise ValueError(f"reset must be one of {RESET_MODES}, got {self.reset!r}")
+        if not isinstance(self.surrogate, _surrogate.Surrogate):
+            object.__setattr__(self, "surrogate", _surrogate.get(self.surrogate))
+        if not isinstance(self.beta, Tensor):  # tensors are checked once, where they are made
+            check_beta(self.beta)
+        if isinstance(self.v_th, (int, float)) and not self.v_th > self.v_reset:
+            raise ValueError(
+                f"the threshold v_th={self.v_th} must lie above v_reset={self.v_reset}, "
+                "or a spike could not lower the potential"
+            )
+
+    @classmethod
+    def physical(
+        cls,
+        tau: float,
+        dt: float,
+        v_rest: float,
+        v_reset: float,
+        v_th: float,
+        r: float,
+        *,
+        exact: bool = False,
+        reset: str = "zero",
+        detach_reset: bool = False,
+        surrogate: str | _surrogate.Surrogate = "atan",
+    ) -> LIFParameters:
+        """The physical form: Euler (or, with ``exact``, exponential) steps of
+        ``tau dv/dt = (v_rest - v) + R I``, resetting to ``v_reset`` by default."""
+        beta = physical_beta(tau, dt, exact)
+        return cls(
+            beta=beta,
+            v_th=v_th,
+            v_rest=v_rest,
+            v_reset=v_reset,
+            gain=r * (1.0 - beta),
+            reset=reset,
+            detach_reset=detach_reset,
+            surrogate=_surrogate.get(surrogate),
+        )
+
+
+class LIFSequence(NamedTuple):
+    """What :func:`lif_sequence` returns.
+
+    ``spikes`` is ``[T, B, ...]``; ``state`` the membrane potential after the last step
+    (``[B, ...]``, pass it back in to continue a stream); ``membrane`` is the post-reset potential
+    at every step, ``[T, B, ...]``, when asked for, else ``None``.
+    """
+
+    spikes: Tensor
+    state: Tensor
+    membrane: Tensor | None
+
+
+def check_beta(beta: Tensor | float) -> None:
+    """Raise ``ValueError`` unless every ``beta`` lies in [0, 1]."""
+    if isinstance(beta, Tensor):
+        ok = bool(((beta >= 0) & (beta <= 1)).all())
+    else:
+        ok = 0.0 <= beta <= 1.0
+    if not ok:
+        raise ValueError(
+            f"beta must lie in [0, 1] (the fraction of v - v_rest kept per step), got {beta}"
+        )
+
+
+def check_finite(x: Tensor, what: str = "input") -> None:
+    """Raise ``ValueError`` if ``x`` holds NaN or Inf (used when input checking is switched on)."""
+    if not bool(torch.isfinite(x).all()):
+        n_nan = int(torch.isnan(x).sum())
+        n_inf = int(torch.isinf(x).sum())
+        raise ValueError(
+            f"{what} holds {n_nan} NaN and {n_inf} Inf values; clean the data upstream "
+            "(or construct the layer with check_input=False to skip this check)"
+        )
+
+
+def initial_state(x: Tensor, p: LIFParameters) -> Tensor:
+    """The resting state ``v = v_rest`` with the shape, dtype and device of one step of ``x``."""
+    return torch.full_like(x, p.v_rest)
+
+
+def _reset(h: Tensor, s: Tensor, p: LIFParameters) -> Tensor:
+    if p.reset == "none":
+        return h
+    r = s.detach() if p.detach_reset else s
+    if p.reset == "subtract":
+        return h - r * (p.v_th - p.v_reset)
+    return h - r * (h - p.v_reset)  # "zero": h where no spike, v_reset where one
+
+
+def lif_step(x: Tensor, state: Tensor | None, p: LIFParameters) -> tuple[Tensor, Tensor]:
+    """One LIF step: input ``x`` (``[B, ...]``) and membrane ``state`` -> ``(spikes, new_state)``.
+
+    ``state=None`` starts from rest. Plain autograd: this is also the reference the fused path is
+    tested against.
+    """
+    v = initial_state(x, p) if state is None else state
+    leak = p.beta * v if p.v_rest == 0 else p.v_rest + p.beta * (v - p.v_rest)
+    h = leak + (x if _is_one(p.gain) else p.gain * x)
+    s = _surrogate.spike(h - p.v_th, p.surrogate)
+    return s, _reset(h, s, p)
+
+
+def _is_one(g: Tensor | float) -> bool:
+    return isinstance(g, (int, float)) and g == 1
+
+
+def _reference_sequence(
+    x: Tensor, state: Tensor, p: LIFParameters, record_membrane: bool
+) -> LIFSequence:
+    spikes, trace = [], []
+    v = state
+    # unbind, not x[t]: indexing would make each step's backward write a full-size zero gradient
+    for x_t in x.unbind(0):
+        s, v = lif_step(x_t, v, p)
+        spikes.append(s)
+        if record_membrane:
+            trace.append(v)
+    return LIFSequence(torch.stack(spikes), v, torch.stack(trace) if record_membrane else None)
+
+
+def lif_sequence(
+    x: Tensor,
+    state: Tensor | None,
+    p: LIFParameters,
+    *,
+    record_membrane: bool = False,
+    backend: str = "fused",
+) -> LIFSequence:
+    """Run the LIF over a time-first input ``x`` of shape ``[T, B, ...]``.
+
+    ``backend="fused"`` (default) runs the time loop inside one autograd node that keeps only the
+    pre-spike potential for backward and runs the reverse recurrence by hand;
+    ``backend="reference"`` is a plain autograd loop over :func:`lif_step`. Both give the same
+    spikes, states and gradients.
+    """
+    if x.dim() < 2:
+        raise ValueError(
+            f"expected a time-first input [T, B, ...], got shape {tuple(x.shape)}; "
+            "add the missing dimensions (x[:, None] for a batch of one), "
+            "or use lif_step for one step"
+        )
+    if x.shape[0] == 0:
+        raise ValueError("the input has T = 0 time steps; pass at least one step along dim 0")
+    if state is None:
+        state = initial_state(x[0], p)
+    elif state.shape != x.shape[1:]:
+        raise ValueError(
+            f"state shape {tuple(state.shape)} does not match one step of the input "
+            f"{tuple(x.shape[1:])}; pass state=None to start from rest (snn never re-zeroes it "
+            "silently)"
+        )
+    if backend == "reference":
+        return _reference_sequence(x, state, p, record_membrane)
+    if backend != "fused":
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    current = x if _is_one(p.gain) else p.gain * x
+    spikes, v_last, membrane = fused_lif_sequence(
+        current,
+        state,
+        p.beta,
+        p.v_th,
+        p.v_rest,
+        p.v_reset,
+        p.reset,
+        p.detach_reset,
+        p.surrogate,
+        record_membrane,
+    )
+    return LIFSequence(spikes, v_last, membrane if record_membrane else None)

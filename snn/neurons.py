@@ -1,0 +1,333 @@
+r"""LIF layers as ``torch.nn.Module``: thin wrappers around :mod:`snn.functional`.
+
+:class:`LIF` runs a whole time-first sequence ``[T, B, ...] -> [T, B, ...]`` and drops into
+``nn.Sequential``; :class:`LIFCell` runs one step with explicit state, for online use. Both
+implement, per neuron and step,
+
+.. math::
+
+    h_t = v_{rest} + \beta (v_{t-1} - v_{rest}) + g\,x_t,\qquad
+    s_t = H(h_t - v_{th}),\qquad
+    v_t = \mathrm{reset}(h_t, s_t)
+
+(see :mod:`snn.functional` for the reset modes). Neither keeps state between calls: each call of
+:class:`LIF` starts from rest unless you pass ``state=``, so there is nothing to reset by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from snn import surrogate as _surrogate
+from snn.functional import (
+    BACKENDS,
+    RESET_MODES,
+    LIFParameters,
+    LIFSequence,
+    check_beta,
+    check_finite,
+    lif_sequence,
+    lif_step,
+    physical_beta,
+)
+
+__all__ = ["LIF", "LIFCell"]
+
+# learnable decays stay inside (0, 1) through beta = sigmoid(w) (Fang et al., 2021, PLIF);
+# the initial beta is clamped this far from 0 and 1 so that w is finite
+_LOGIT_EPS = 1e-6
+
+
+class _LIFBase(nn.Module):
+    """Parameter handling shared by :class:`LIF` and :class:`LIFCell`."""
+
+    def __init__(
+        self,
+        beta: float | Tensor = 0.9,
+        threshold: float | Tensor = 1.0,
+        *,
+        reset: str = "subtract",
+        detach_reset: bool = False,
+        surrogate: str | _surrogate.Surrogate = "atan",
+        v_rest: float = 0.0,
+        v_reset: float = 0.0,
+        r: float | None = None,
+        shape: int | Sequence[int] | None = None,
+        learn_beta: bool = False,
+        learn_threshold: bool = False,
+        check_input: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if reset not in RESET_MODES:
+            raise ValueError(f"reset must be one of {RESET_MODES}, got {reset!r}")
+        self.surrogate = _surrogate.get(surrogate)
+        self.reset = reset
+        self.detach_reset = bool(detach_reset)
+        self.v_rest = float(v_rest)
+        self.v_reset = float(v_reset)
+        self.r = None if r is None else float(r)
+        self.shape = (
+            (shape,) if isinstance(shape, int) else (None if shape is None else tuple(shape))
+        )
+        self.learn_beta = bool(learn_beta)
+        self.learn_threshold = bool(learn_threshold)
+        self.check_input = bool(check_input)
+        self._dt: float | None = None  # set by physical(), only to report tau in extra_repr
+        self._exact = False
+
+        factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
+        self._init_beta = self._initial_tensor("beta", beta, factory)
+        self._init_threshold = self._initial_tensor("threshold", threshold, factory)
+        check_beta(self._init_beta)
+        if not float(self._init_threshold.min()) > self.v_reset:
+            raise ValueError(
+                f"the threshold must lie above v_reset={self.v_reset}, got {threshold}"
+            )
+        if self.learn_beta:
+            self.beta_logit = nn.Parameter(torch.empty_like(self._init_beta))
+        else:
+            self.register_buffer("beta_fixed", torch.empty_like(self._init_beta))
+        if self.learn_threshold:
+            self.threshold = nn.Parameter(torch.empty_like(self._init_threshold))
+        else:
+            self.register_buffer("threshold", torch.empty_like(self._init_threshold))
+        self.reset_parameters()
+
+    def _initial_tensor(self, name: str, value: float | Tensor, factory: dict) -> Tensor:
+        t = torch.as_tensor(value).detach().clone().to(**factory)
+        if self.shape is not None:
+            try:
+                t = t.expand(self.shape).clone()
+            except RuntimeError:
+                raise ValueError(
+                    f"{name} of shape {tuple(t.shape)} cannot take the per-neuron "
+                    f"shape {self.shape}"
+                ) from None
+        return t
+
+    @classmethod
+    def physical(
+        cls,
+        tau: float,
+        dt: float,
+        v_rest: float,
+        v_reset: float,
+        v_th: float,
+        r: float,
+        *,
+        exact: bool = False,
+        reset: str = "zero",
+        **kwargs,
+    ):
+        """The physical form: steps of ``tau dv/dt = (v_rest - v) + R I`` of length ``dt``.
+
+        ``beta = 1 - dt/tau`` (Euler) or ``exp(-dt/tau)`` (``exact=True``), gain ``R (1 - beta)``,
+        threshold ``v_th``, reset to ``v_reset`` (``reset="zero"``). Units are yours: tau and dt in
+        ms, potentials in mV, R in MOhm, inputs in nA. Other keywords as for the constructor.
+        """
+        if not v_th > v_reset:
+            raise ValueError(f"v_th={v_th} must lie above v_reset={v_reset}")
+        layer = cls(
+            beta=physical_beta(tau, dt, exact),
+            threshold=v_th,
+            v_rest=v_rest,
+            v_reset=v_reset,
+            r=r,
+            reset=reset,
+            **kwargs,
+        )
+        layer._dt, layer._exact = float(dt), exact
+        return layer
+
+    def reset_parameters(self) -> None:
+        """Restore beta and threshold to their constructor values."""
+        with torch.no_grad():
+            if self.learn_beta:
+                b = self._init_beta.clamp(_LOGIT_EPS, 1 - _LOGIT_EPS)
+                self.beta_logit.copy_(torch.log(b) - torch.log1p(-b))
+            else:
+                self.beta_fixed.copy_(self._init_beta)
+            self.threshold.copy_(self._init_threshold)
+
+    @property
+    def beta(self) -> Tensor:
+        """The decay per step, in (0, 1) when learnable."""
+        return torch.sigmoid(self.beta_logit) if self.learn_beta else self.beta_fixed
+
+    @property
+    def tau(self) -> Tensor | None:
+        """The membrane time constant implied by beta and dt (physical form only)."""
+        if self._dt is None:
+            return None
+        b = self.beta.detach()
+        return -self._dt / torch.log(b) if self._exact else self._dt / (1 - b)
+
+    def parameters_for(self, x: Tensor) -> LIFParameters:
+        """The functional parameters, cast to the dtype of ``x`` (so float64 stays float64)."""
+        if self.check_input:
+            check_finite(x)
+        beta = self.beta.to(x.dtype)
+        return LIFParameters(
+            beta=beta,
+            v_th=self.threshold.to(x.dtype),
+            v_rest=self.v_rest,
+            v_reset=self.v_reset,
+            gain=1.0 if self.r is None else self.r * (1 - beta),
+            reset=self.reset,
+            detach_reset=self.detach_reset,
+            surrogate=self.surrogate,
+        )
+
+    def _check_features(self, features: torch.Size, where: str) -> None:
+        if self.shape is not None:
+            n = len(self.shape)
+            if tuple(features[-n:]) != self.shape:
+                raise ValueError(
+                    f"this layer has per-neuron parameters of shape {self.shape}, but the input "
+                    f"{where} has feature shape {tuple(features)}"
+                )
+
+    def extra_repr(self) -> str:
+        def show(t: Tensor) -> str:
+            return f"{t.item():.4g}" if t.numel() == 1 else f"<per-neuron {tuple(t.shape)}>"
+
+        if self._dt is not None:
+            tau = self.tau
+            parts = [
+                f"tau={show(tau)}",
+                f"dt={self._dt:g}",
+                f"v_rest={self.v_rest:g}",
+                f"v_reset={self.v_reset:g}",
+                f"v_th={show(self.threshold.detach())}",
+                f"r={self.r:g}",
+            ]
+            if self._exact:
+                parts.append("exact=True")
+        else:
+            parts = [
+                f"beta={show(self.beta.detach())}",
+                f"threshold={show(self.threshold.detach())}",
+            ]
+            if self.v_rest or self.v_reset:
+                parts += [f"v_rest={self.v_rest:g}", f"v_reset={self.v_reset:g}"]
+            if self.r is not None:
+                parts.append(f"r={self.r:g}")
+        parts += [f"reset={self.reset}", f"surrogate={self.surrogate}"]
+        if self.detach_reset:
+            parts.append("detach_reset=True")
+        if self.learn_beta:
+            parts.append("learn_beta=True")
+        if self.learn_threshold:
+            parts.append("learn_threshold=True")
+        return ", ".join(parts)
+
+
+class LIF(_LIFBase):
+    r"""A layer of leaky integrate-and-fire neurons over a whole sequence.
+
+    Input ``[T, B, ...]`` (time first) of input currents; output spikes of the same shape and
+    dtype. Each call starts from rest (``v = v_rest``) unless ``state`` is passed to :meth:`run`.
+
+    Deep-learning form (snnTorch's ``Leaky``)::
+
+        lif = snn.LIF(beta=0.9)                    # v_th = 1, subtract reset, arctan surrogate
+        lif = snn.LIF(beta=0.9, shape=100, learn_beta=True, learn_threshold=True)  # per neuron
+
+    Physical form (``tau dv/dt = (v_rest - v) + R I``, Euler or exact steps)::
+
+        lif = snn.LIF.physical(tau=10.0, dt=0.1, v_rest=-65.0, v_reset=-70.0, v_th=-50.0, r=100.0)
+
+    Args:
+        beta: decay per step in [0, 1]; a scalar, or a tensor broadcastable to the neuron shape.
+        threshold: the firing threshold ``v_th``; scalar or per-neuron.
+        reset: ``"subtract"`` (``v -= v_th - v_reset``), ``"zero"`` (``v = v_reset``) or ``"none"``.
+        detach_reset: stop gradients flowing through the reset.
+        surrogate: a name from :func:`snn.surrogate.available` or a ``Surrogate`` instance.
+        v_rest, v_reset: resting and reset potentials.
+        r: membrane resistance; when given the input gain is ``r * (1 - beta)`` (physical form),
+            else 1.
+        shape: per-neuron parameters of this shape (the trailing dims of the input), initialized
+            from the scalar ``beta``/``threshold``.
+        learn_beta: learn beta through ``beta = sigmoid(w)`` (PLIF), which keeps it in (0, 1).
+        learn_threshold: learn the threshold.
+        check_input: raise on NaN/Inf input (costs a reduction per call).
+        backend: ``"fused"`` (one autograd node for the whole loop) or ``"reference"`` (a plain
+            autograd loop over :func:`snn.functional.lif_step`).
+
+    Example::
+
+        >>> lif = LIF(beta=0.5)
+        >>> lif(torch.full((4, 1, 1), 0.6)).flatten().tolist()
+        [0.0, 0.0, 1.0, 0.0]
+    """
+
+    def __init__(
+        self,
+        beta: float | Tensor = 0.9,
+        threshold: float | Tensor = 1.0,
+        *,
+        backend: str = "fused",
+        **kwargs,
+    ) -> None:
+        super().__init__(beta, threshold, **kwargs)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.backend = backend
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Spikes ``[T, B, ...]`` for input currents ``x`` of shape ``[T, B, ...]``, from rest."""
+        return self.run(x).spikes
+
+    def run(
+        self, x: Tensor, state: Tensor | None = None, *, record_membrane: bool = False
+    ) -> LIFSequence:
+        """Run over ``x`` (``[T, B, ...]``) from ``state`` (``[B, ...]``; ``None`` = rest).
+
+        Returns ``LIFSequence(spikes, state, membrane)``: the spikes, the final membrane potential
+        (pass it back as ``state`` to stream the next chunk), and with ``record_membrane`` the
+        post-reset membrane potential at every step.
+        """
+        if x.dim() < 2:
+            raise ValueError(
+                f"LIF expects a time-first input [T, B, ...], got a {x.dim()}-D tensor of shape "
+                f"{tuple(x.shape)}; for a single sample use x[:, None], for one step use LIFCell"
+            )
+        if not x.is_floating_point():
+            raise TypeError(f"LIF expects a floating-point input, got {x.dtype}; use x.float()")
+        self._check_features(x.shape[2:], "[T, B, ...]")
+        return lif_sequence(
+            x, state, self.parameters_for(x), record_membrane=record_membrane, backend=self.backend
+        )
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        return text if self.backend == "fused" else f"{text}, backend={self.backend}"
+
+
+class LIFCell(_LIFBase):
+    """One step of a LIF layer with explicit state: ``spikes, state = cell(x, state)``.
+
+    ``x`` is ``[B, ...]``; ``state=None`` starts from rest. Same arguments and equation as
+    :class:`LIF`, and the same ``LIFCell.physical(...)`` constructor::
+
+        cell = snn.LIFCell(beta=0.9)
+        state = None
+        for x_t in stream:
+            spikes, state = cell(x_t, state)
+    """
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if not x.is_floating_point():
+            raise TypeError(f"LIFCell expects a floating-point input, got {x.dtype}; use x.float()")
+        if state is not None and state.shape != x.shape:
+            raise ValueError(
+                f"state shape {tuple(state.shape)} does not match the input {tuple(x.shape)}; "
+                "pass state=None to start from rest (snn never re-zeroes it silently)"
+            )
+        self._check_features(x.shape[1:], "[B, ...]")
+        return lif_step(x, state, self.parameters_for(x))
