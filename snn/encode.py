@@ -44,6 +44,7 @@ def poisson(
 
     Example::
 
+        >>> import torch
         >>> g = torch.Generator().manual_seed(0)
         >>> poisson(torch.tensor([0.0, 1.0]), num_steps=3, generator=g).tolist()
         [[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]

@@ -16,6 +16,8 @@ class FoldTime(nn.Module):
 
     Example::
 
+        >>> import torch
+        >>> from torch import nn
         >>> conv = FoldTime(nn.Conv2d(1, 8, 3))
         >>> conv(torch.zeros(25, 4, 1, 28, 28)).shape
         torch.Size([25, 4, 8, 26, 26])

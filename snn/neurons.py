@@ -99,7 +99,8 @@ class _LIFBase(nn.Module):
         self.reset_parameters()
 
     def _initial_tensor(self, name: str, value: float | Tensor, factory: dict) -> Tensor:
-        t = torch.as_tensor(value).detach().clone().to(**factory)
+        # straight to the target dtype: a float64 layer must not see 0.99 rounded to float32
+        t = torch.as_tensor(value, **factory).detach().clone()
         if self.shape is not None:
             try:
                 t = t.expand(self.shape).clone()
@@ -261,6 +262,7 @@ class LIF(_LIFBase):
 
     Example::
 
+        >>> import torch
         >>> lif = LIF(beta=0.5)
         >>> lif(torch.full((4, 1, 1), 0.6)).flatten().tolist()
         [0.0, 0.0, 1.0, 0.0]
