@@ -1,0 +1,394 @@
+"""Training configuration: YAML files and ``key=value`` overrides -> typed, validated dataclasses.
+
+A config is a YAML mapping with the sections below; every field has a default, so a file only
+lists what it changes, and ``python train.py`` with no file uses the defaults (the MLP)::
+
+    name: mnist_mlp
+    model: {kind: mlp, hidden: [1000], dropout: 0.2}
+    optim: {lr: 1.0e-3, schedule: onecycle}
+
+Overrides on the command line use dotted keys and YAML values: ``optim.lr=5e-4``,
+``model.hidden=[800,800]``, ``data.train_subset=null``.
+
+Every value is checked before any work starts: an unknown key, a wrong type or an impossible
+value raises :class:`ConfigError`, whose message names the key and what it accepts.
+
+Example::
+
+    >>> cfg = load_config(None, ["optim.lr=0.002", "train.epochs=3"])
+    >>> cfg.optim.lr, cfg.train.epochs, cfg.model.kind
+    (0.002, 3, 'mlp')
+    >>> load_config(None, ["optim.lrr=1"])
+    Traceback (most recent call last):
+    ...
+    snn.config.ConfigError: unknown config key 'optim.lrr' (did you mean 'optim.lr'?); \
+the keys of 'optim' are: name, lr, weight_decay, betas, schedule, warmup, final_lr_ratio, grad_clip
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "Config",
+    "DataConfig",
+    "EncodingConfig",
+    "NeuronConfig",
+    "ModelConfig",
+    "LossConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "LogConfig",
+    "load_config",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "save_config",
+]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used: the message names the key and the values it accepts."""
+
+
+def _choices(*values: str, doc: str = "") -> Any:
+    return field(default=values[0], metadata={"choices": values, "doc": doc})
+
+
+@dataclass
+class DataConfig:
+    """Where MNIST lives and how it is split and batched."""
+
+    root: str = "data"  # holds MNIST/raw/; a relative path is taken from the current directory
+    download: bool = True  # let torchvision download MNIST when root holds no copy (needs internet)
+    val_size: int = 5000  # held out of the 60k training images for model selection
+    split_seed: int = 0  # which images form the validation split
+    train_subset: int | None = None  # use only the first N training-split images (smoke runs)
+    val_subset: int | None = None
+    test_subset: int | None = None  # final report on N test images; --eval always uses all 10k
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+
+
+@dataclass
+class EncodingConfig:
+    """Poisson rate coding of pixel intensities in [0, 1] (:func:`snn.encode.poisson`)."""
+
+    num_steps: int = 25
+    gain: float = 1.0  # spike probability per step = clamp(gain * pixel, 0, 1)
+
+
+@dataclass
+class NeuronConfig:
+    """The LIF neurons of the hidden layers (:class:`snn.LIF`)."""
+
+    beta: float = 0.9
+    threshold: float = 1.0
+    surrogate: str = _choices(
+        "atan", "fast_sigmoid", "sigmoid", "triangle", "rectangular", "straight_through"
+    )
+    reset: str = _choices("subtract", "zero")
+    detach_reset: bool = False
+    learn_beta: bool = False  # per-neuron beta = sigmoid(w), as in PLIF
+    learn_threshold: bool = False
+
+
+@dataclass
+class ModelConfig:
+    """The network. ``mlp``: [Linear -> LIF -> dropout] per hidden width, then the readout.
+    ``cnn``: [Conv3x3 -> BatchNorm -> LIF -> MaxPool2] per channel count, then the MLP head."""
+
+    kind: str = _choices("mlp", "cnn")
+    hidden: list[int] = field(default_factory=lambda: [1000])  # fully connected widths
+    channels: list[int] = field(default_factory=lambda: [32, 64])  # cnn only
+    dropout: float = 0.0  # one mask per sample, shared by all time steps
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    readout_beta: float = 0.9  # decay of the output layer (spiking or leaky integrator)
+
+
+@dataclass
+class LossConfig:
+    """How the output layer is read and trained.
+
+    * ``ce_membrane``: the output is a non-spiking leaky integrator (``snn.LIF`` with
+      ``reset="none"``); logits are its membrane potential reduced over time (``reduce``).
+    * ``ce_rate``: a spiking LIF output layer; logits are its spike counts.
+    * ``mse_count``: a spiking LIF output layer whose spike counts are pulled toward
+      ``correct_rate * T`` for the true class and ``incorrect_rate * T`` for the others.
+    """
+
+    kind: str = _choices("ce_membrane", "ce_rate", "mse_count")
+    reduce: str = _choices("mean", "max", "last")  # ce_membrane: membrane over time -> logits
+    correct_rate: float = 0.8  # mse_count
+    incorrect_rate: float = 0.2  # mse_count
+    label_smoothing: float = 0.0  # ce_membrane, ce_rate
+
+
+@dataclass
+class OptimConfig:
+    """Adam or AdamW, stepped once per batch under a cosine or one-cycle learning-rate schedule."""
+
+    name: str = _choices("adamw", "adam")
+    lr: float = 1e-3  # the peak learning rate
+    weight_decay: float = 0.0  # decoupled for adamw, L2 for adam
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    schedule: str = _choices("cosine", "onecycle", "constant")
+    warmup: float = 0.0  # fraction of all steps spent warming up (cosine, onecycle)
+    final_lr_ratio: float = 0.01  # the last lr as a fraction of the peak (cosine, onecycle)
+    grad_clip: float | None = None  # clip the global gradient norm to this value
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    checkpoint_every: int = 200  # also write last.pt every N steps, so a killed run loses little
+    threads: int | None = 2  # torch.set_num_threads on CPU; null leaves torch's default
+    amp: bool = False  # bf16 autocast, CUDA only
+
+
+@dataclass
+class LogConfig:
+    progress: bool = True  # tqdm bars
+    log_every: int = 50  # a metrics.jsonl record every N steps
+    plots: bool = True  # PNG plots in the run folder at the end
+    tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard package)
+
+
+@dataclass
+class Config:
+    name: str = "mnist_mlp"
+    out_dir: str = "runs"  # each run gets out_dir/<name>-<timestamp>/
+    seed: int = 0
+    device: str = "auto"  # auto (cuda if available), cpu, cuda, cuda:N
+    data: DataConfig = field(default_factory=DataConfig)
+    encoding: EncodingConfig = field(default_factory=EncodingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# value checks beyond the type: (predicate, what the key accepts)
+
+_POSITIVE_INT = (lambda v: v >= 1, "an integer >= 1")
+_RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "name": (lambda v: re.fullmatch(r"[A-Za-z0-9_.-]+", v) is not None, "letters, digits, _ . -"),
+    "device": (
+        lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
+        "auto, cpu, cuda or cuda:N",
+    ),
+    "data.val_size": (lambda v: 0 < v < 60000, "an integer in 1..59999"),
+    "data.train_subset": _POSITIVE_INT,
+    "data.val_subset": _POSITIVE_INT,
+    "data.test_subset": (lambda v: 1 <= v <= 10000, "an integer in 1..10000"),
+    "data.batch_size": _POSITIVE_INT,
+    "data.eval_batch_size": _POSITIVE_INT,
+    "encoding.num_steps": _POSITIVE_INT,
+    "encoding.gain": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    "model.hidden": (lambda v: len(v) >= 1 and min(v) >= 1, "a non-empty list of widths >= 1"),
+    "model.channels": (lambda v: len(v) >= 1 and min(v) >= 1, "a non-empty list of counts >= 1"),
+    "model.dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "model.neuron.beta": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "model.neuron.threshold": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    "model.readout_beta": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "loss.correct_rate": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "loss.incorrect_rate": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "loss.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "optim.lr": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    "optim.weight_decay": (lambda v: 0 <= v < math.inf, "a finite number >= 0"),
+    "optim.betas": (lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+    "optim.warmup": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "optim.final_lr_ratio": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "optim.grad_clip": (lambda v: 0 < v < math.inf, "a finite number > 0, or null"),
+    "train.epochs": _POSITIVE_INT,
+    "train.checkpoint_every": _POSITIVE_INT,
+    "train.threads": _POSITIVE_INT,
+    "log.log_every": _POSITIVE_INT,
+}
+
+
+def _check_whole(cfg: Config) -> None:
+    """Checks that involve more than one key."""
+    if cfg.loss.kind == "mse_count" and not cfg.loss.correct_rate > cfg.loss.incorrect_rate:
+        raise ConfigError(
+            f"loss.correct_rate={cfg.loss.correct_rate} must be larger than "
+            f"loss.incorrect_rate={cfg.loss.incorrect_rate}, or the true class is not favoured"
+        )
+    if cfg.model.kind == "cnn":
+        side = 28
+        for _ in cfg.model.channels:
+            side //= 2
+        if side < 1:
+            raise ConfigError(
+                f"model.channels={cfg.model.channels} has {len(cfg.model.channels)} conv blocks; "
+                "each halves the 28x28 image, so at most 4 fit"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# typed conversion
+
+
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(
+            "null" if a is type(None) else _type_name(a) for a in typing.get_args(tp)
+        )
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {int: "int", float: "float", bool: "bool (true/false)", str: "string"}.get(tp, str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """``value`` as type ``tp``, or a ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"config key {key!r} must be {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} must be {_type_name(tp)}, got {value!r}")
+        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        # YAML 1.1 reads 1e-3 (no dot) as a string; accept it as the number it obviously is
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"config key {key!r} must be {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "the config"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where!r} must be a mapping of keys to values, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for k in raw:
+        if k not in fields:
+            key = f"{prefix}{k}"
+            close = difflib.get_close_matches(str(k), list(fields), n=1)
+            hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"unknown config key {key!r}{hint}; the keys of {where!r} are: " + ", ".join(fields)
+            )
+    values = {}
+    for name, f in fields.items():
+        key = f"{prefix}{name}"
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = _build(tp, raw.get(name), f"{key}.")
+            continue
+        if name not in raw:
+            continue  # the default
+        value = _convert(raw[name], tp, key)
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise ConfigError(
+                f"config key {key!r} got {value!r}; allowed values: {', '.join(choices)}"
+            )
+        check = _RANGES.get(key)
+        if check is not None and value is not None and not check[0](value):
+            raise ConfigError(f"config key {key!r} got {value!r}; it must be {check[1]}")
+        values[name] = value
+    return cls(**values)
+
+
+def config_from_dict(raw: dict | None) -> Config:
+    """Validate a nested dict (as read from YAML) into a :class:`Config`."""
+    cfg = _build(Config, raw, "")
+    _check_whole(cfg)
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key=value`` strings (dotted keys, YAML values) to a nested dict, in place."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(
+                f"override {item!r} is not of the form key=value (for example optim.lr=5e-4)"
+            )
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({e})") from None
+        node = raw
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(
+                    f"override {item!r}: {'.'.join(parts[: i + 1])!r} is not a section"
+                )
+            node = nxt
+        node[parts[-1]] = value
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist (the configs are in configs/)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys, got {raw!r}")
+    return raw
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read ``path`` (``None``: the defaults), apply ``key=value`` overrides, and validate."""
+    raw = {} if path is None else read_yaml(path)
+    return config_from_dict(apply_overrides(raw, list(overrides or [])))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -1,0 +1,157 @@
+"""The plots of a training run, written as PNG files into its folder (matplotlib, no display).
+
+* ``curves.png``: loss and accuracy per epoch (train and validation), and the per-step loss;
+* ``raster.png``: for a few test digits, the spikes of the last hidden layer and the output layer
+  (spike raster, or membrane traces for the leaky-integrator readout);
+* ``rates.png``: the mean firing rate of every spiking layer on the test set;
+* ``confusion.png``: the test confusion matrix of the model chosen on validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+__all__ = ["curves", "raster", "firing_rates", "confusion", "make_all"]
+
+
+def curves(history: list[dict], path: Path) -> None:
+    epochs = [r for r in history if r.get("kind") == "epoch"]
+    steps = [r for r in history if r.get("kind") == "train"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    ax = axes[0]
+    if steps:
+        ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], lw=0.8)
+    ax.set(xlabel="step", ylabel="training loss (batch)", title="loss per step")
+    ax.set_yscale("log")
+    e = [r["epoch"] for r in epochs]
+    axes[1].plot(e, [r["train_loss"] for r in epochs], "o-", label="train")
+    axes[1].plot(e, [r["val_loss"] for r in epochs], "o-", label="validation")
+    axes[1].set(xlabel="epoch", ylabel="loss", title="loss per epoch")
+    axes[2].plot(e, [100 * r["train_acc"] for r in epochs], "o-", label="train")
+    axes[2].plot(e, [100 * r["val_acc"] for r in epochs], "o-", label="validation")
+    axes[2].set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per epoch")
+    for ax in axes[1:]:
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def raster(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    hidden_spikes: torch.Tensor,
+    output: torch.Tensor,
+    output_is_membrane: bool,
+    path: Path,
+    max_neurons: int = 100,
+) -> None:
+    """``images [k, 28, 28]``, ``hidden_spikes [T, k, N]``, ``output [T, k, 10]``."""
+    k = len(images)
+    fig, axes = plt.subplots(k, 3, figsize=(12, 2.3 * k), squeeze=False)
+    for i in range(k):
+        axes[i, 0].imshow(images[i].cpu(), cmap="gray")
+        axes[i, 0].set(xticks=[], yticks=[], title=f"label {int(labels[i])}")
+        t, n = torch.nonzero(hidden_spikes[:, i, :max_neurons].cpu(), as_tuple=True)
+        axes[i, 1].scatter(t, n, s=2, c="k")
+        axes[i, 1].set(
+            xlim=(-0.5, hidden_spikes.shape[0] - 0.5),
+            ylabel="neuron",
+            title=f"last hidden layer (first {min(max_neurons, hidden_spikes.shape[2])})",
+        )
+        out = output[:, i].float().cpu()
+        if output_is_membrane:
+            for c in range(out.shape[1]):
+                axes[i, 2].plot(out[:, c], lw=2.5 if c == int(labels[i]) else 0.8, label=str(c))
+            axes[i, 2].set(ylabel="membrane", title="output membrane (thick: true class)")
+        else:
+            t, c = torch.nonzero(out, as_tuple=True)
+            axes[i, 2].scatter(t, c, s=12, c=["r" if int(j) == int(labels[i]) else "k" for j in c])
+            axes[i, 2].set(
+                ylim=(-0.5, 9.5), yticks=range(10), ylabel="class", title="output spikes"
+            )
+        axes[i, 2].set(xlim=(-0.5, out.shape[0] - 0.5))
+    for ax in axes[-1, 1:]:
+        ax.set_xlabel("time step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def firing_rates(rates: dict[str, float], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(1.2 * len(rates) + 3, 3.5))
+    names = list(rates)
+    ax.bar(range(len(names)), [rates[n] for n in names])
+    ax.set_xticks(range(len(names)), [f"layer {n}" for n in names], rotation=30)
+    ax.set(ylabel="spikes per neuron per step", title="firing rate on the test set", ylim=(0, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def confusion(labels: torch.Tensor, predictions: torch.Tensor, path: Path) -> None:
+    cm = torch.zeros(10, 10, dtype=torch.long)
+    cm.index_put_((labels.cpu(), predictions.cpu()), torch.ones_like(labels.cpu()), accumulate=True)
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    ax.imshow(torch.log1p(cm.float()), cmap="Blues")
+    for i in range(10):
+        for j in range(10):
+            if cm[i, j]:
+                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7)
+    acc = float(cm.diag().sum()) / max(1, int(cm.sum()))
+    ax.set(
+        xticks=range(10),
+        yticks=range(10),
+        xlabel="predicted",
+        ylabel="true",
+        title=f"test confusion matrix ({100 * acc:.2f}% correct)",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def make_all(
+    run_dir: Path,
+    model: nn.Module,
+    cfg,
+    history: list[dict],
+    test,
+    data,
+    device: torch.device,
+    encode_fn: Callable,
+    num_digits: int = 4,
+) -> None:
+    """All four plots; ``test`` is the EvalResult of the model on the test set."""
+    from snn.models import LeakyReadout, spiking_layers
+
+    run_dir = Path(run_dir)
+    curves(history, run_dir / "curves.png")
+    firing_rates(test.rates, run_dir / "rates.png")
+    confusion(data.test_labels, test.predictions, run_dir / "confusion.png")
+
+    hidden = [m for m in spiking_layers(model).values()]
+    # the last hidden layer is the last spiking one, unless the output itself spikes
+    leaky = isinstance(model[-1], LeakyReadout)
+    last_hidden = hidden[-1] if leaky else hidden[-2] if len(hidden) > 1 else hidden[-1]
+    seen = {}
+    handle = last_hidden.register_forward_hook(lambda m, a, out: seen.update(spikes=out))
+    model.eval()
+    try:
+        gen = torch.Generator(device=device).manual_seed(0)
+        images = data.test_images[:num_digits]
+        out = model(encode_fn(images, cfg, gen))
+    finally:
+        handle.remove()
+    spikes = seen["spikes"].flatten(2)
+    raster(images, data.test_labels[:num_digits], spikes, out, leaky, run_dir / "raster.png")
