@@ -34,7 +34,7 @@ Example, the seed's neuron at 1.5 nA: one spike every 14 steps of 0.1 ms, 71 in 
     >>> float(discrete_rate_hz(1.5, p)), int(discrete_spike_count(1.5, 1000, p))
     (714.2857142857142, 71)
     >>> round(float(continuous_rate_hz(1.5, p)), 2)  # 1 / (10 ms * ln(155 / 135))
-    723.84
+    723.85
 """
 
 from __future__ import annotations
