@@ -13,14 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
 import torch
 
-matplotlib.use("Agg")
-
-from snn.demos import (  # noqa: E402
+from snn.demos import (
     NeuronParams,
     continuous_rate_hz,
     discrete_rate_hz,
@@ -29,7 +26,7 @@ from snn.demos import (  # noqa: E402
     simulate,
     simulate_fi,
 )
-from snn.demos.single_neuron import main  # noqa: E402
+from snn.demos.single_neuron import main  # sets the Agg backend itself
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = dict(tau=10.0, dt=0.1, v_rest=-65.0, v_reset=-70.0, v_th=-50.0, r=100.0)
