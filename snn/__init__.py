@@ -11,6 +11,7 @@ from snn import encode, functional, surrogate
 from snn.fold import FoldTime
 from snn.functional import LIFParameters, LIFSequence
 from snn.neurons import LIF, LIFCell
+from snn.nir import export_nir, import_nir
 
 __all__ = [
     "LIF",
@@ -21,6 +22,8 @@ __all__ = [
     "encode",
     "functional",
     "surrogate",
+    "export_nir",
+    "import_nir",
 ]
 
 __version__ = "0.1.0"
