@@ -121,6 +121,8 @@ class LIFParameters:
         """The physical form: Euler (or, with ``exact``, exponential) steps of
         ``tau dv/dt = (v_rest - v) + R I``, resetting to ``v_reset`` by default."""
         beta = physical_beta(tau, dt, exact)
+        if not (math.isfinite(r) and r > 0):
+            raise ValueError(f"the membrane resistance r must be a positive number, got r={r}")
         return cls(
             beta=beta,
             v_th=v_th,

@@ -16,6 +16,7 @@ implement, per neuron and step,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -70,6 +71,8 @@ class _LIFBase(nn.Module):
         self.detach_reset = bool(detach_reset)
         self.v_rest = float(v_rest)
         self.v_reset = float(v_reset)
+        if r is not None and not (math.isfinite(r) and r > 0):
+            raise ValueError(f"the membrane resistance r must be a positive number, got r={r}")
         self.r = None if r is None else float(r)
         self.shape = (
             (shape,) if isinstance(shape, int) else (None if shape is None else tuple(shape))

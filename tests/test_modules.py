@@ -209,6 +209,14 @@ def test_threshold_must_lie_above_reset():
         snn.LIF.physical(tau=10.0, dt=0.1, v_rest=-65.0, v_reset=-70.0, v_th=-75.0, r=1.0)
 
 
+@pytest.mark.parametrize("r", [0.0, -1.0, math.nan])
+def test_membrane_resistance_must_be_positive(r):
+    with pytest.raises(ValueError, match="resistance r must be a positive number"):
+        snn.LIF.physical(tau=10.0, dt=0.1, v_rest=-65.0, v_reset=-70.0, v_th=-50.0, r=r)
+    with pytest.raises(ValueError, match="resistance r must be a positive number"):
+        snn.functional.LIFParameters.physical(10.0, 0.1, -65.0, -70.0, -50.0, r)
+
+
 def test_unknown_surrogate_name_lists_the_choices():
     with pytest.raises(ValueError, match="unknown surrogate 'tanh'.*atan"):
         snn.LIF(surrogate="tanh")
