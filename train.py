@@ -562,7 +562,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.pt")
     p.add_argument("--eval", metavar="CKPT", help="test accuracy of a checkpoint on all 10k images")
     p.add_argument("--data-root", metavar="DIR", help="MNIST root (holds MNIST/raw/)")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)
     args.config = None
     args.overrides = []
     for a in args.args:

@@ -1,0 +1,109 @@
+"""Configs: YAML + key=value overrides -> typed dataclasses; every bad value named before work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from snn.config import (
+    Config,
+    ConfigError,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    save_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["mnist_mlp", "mnist_cnn", "smoke"])
+def test_shipped_configs_validate(name):
+    cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+    assert cfg.name == name
+    assert cfg.model.kind == ("cnn" if name == "mnist_cnn" else "mlp")
+
+
+def test_overrides_are_typed():
+    cfg = load_config(
+        ROOT / "configs" / "smoke.yaml",
+        ["optim.lr=5e-4", "model.hidden=[64, 32]", "data.train_subset=null", "train.epochs=3"],
+    )
+    # YAML 1.1 reads "5e-4" as a string: a float field takes it as the number
+    assert cfg.optim.lr == 5e-4 and isinstance(cfg.optim.lr, float)
+    assert cfg.model.hidden == [64, 32]
+    assert cfg.data.train_subset is None
+    assert cfg.train.epochs == 3
+    assert cfg.data.batch_size == 64  # untouched values come from the file
+
+
+def test_defaults_without_a_file():
+    assert load_config(None) == Config()
+
+
+def test_round_trip(tmp_path):
+    cfg = load_config(None, ["model.kind=cnn", "loss.kind=mse_count", "optim.betas=[0.8, 0.9]"])
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+
+
+# (overrides, fragments the message must contain)
+BAD = [
+    (["optim.lrr=1"], ["'optim.lrr'", "did you mean 'optim.lr'", "weight_decay"]),
+    (["colour=red"], ["unknown config key 'colour'", "model", "optim"]),
+    (["model.hidden.width=3"], ["'model.hidden'", "not a section"]),
+    (["train.epochs=abc"], ["'train.epochs'", "must be int"]),
+    (["train.epochs=2.5"], ["'train.epochs'", "must be int"]),
+    (["train.epochs=true"], ["'train.epochs'", "must be int"]),
+    (["train.epochs=0"], ["'train.epochs'", "integer >= 1"]),
+    (["optim.lr=-1"], ["'optim.lr'", "> 0"]),
+    (["optim.lr=.nan"], ["'optim.lr'", "finite"]),
+    (["optim.lr=nan"], ["'optim.lr'", "must be float"]),
+    (["optim.name=sgd"], ["'optim.name'", "'sgd'", "adamw, adam"]),
+    (["optim.schedule=step"], ["'optim.schedule'", "cosine, onecycle, constant"]),
+    (["loss.kind=hinge"], ["'loss.kind'", "ce_membrane, ce_rate, mse_count"]),
+    (["model.kind=rnn"], ["'model.kind'", "mlp, cnn"]),
+    (["model.neuron.surrogate=relu"], ["'model.neuron.surrogate'", "atan", "triangle"]),
+    (["model.neuron.beta=1.5"], ["'model.neuron.beta'", "[0, 1]"]),
+    (["model.dropout=1"], ["'model.dropout'", "[0, 1)"]),
+    (["model.hidden=[]"], ["'model.hidden'", "non-empty"]),
+    (["model.hidden=[10, x]"], ["'model.hidden[1]'", "int"]),
+    (["model.hidden=7"], ["'model.hidden'", "a list of int"]),
+    (["encoding.num_steps=0"], ["'encoding.num_steps'", ">= 1"]),
+    (["data.val_size=60000"], ["'data.val_size'", "1..59999"]),
+    (["data.test_subset=20000"], ["'data.test_subset'", "1..10000"]),
+    (["device=gpu"], ["'device'", "auto, cpu, cuda or cuda:N"]),
+    (["log.progress=maybe"], ["'log.progress'", "bool"]),
+    (["optim.betas=[0.9]"], ["'optim.betas'", "two numbers"]),
+    (["model.kind=cnn", "model.channels=[8,8,8,8,8]"], ["model.channels", "at most 4"]),
+    (
+        ["loss.kind=mse_count", "loss.correct_rate=0.1", "loss.incorrect_rate=0.5"],
+        ["loss.correct_rate", "loss.incorrect_rate"],
+    ),
+    (["epochs"], ["not of the form key=value"]),
+    (["optim=3"], ["'optim'", "mapping"]),
+]
+
+
+@pytest.mark.parametrize("overrides,fragments", BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_values_name_the_key_and_the_allowed_values(overrides, fragments):
+    with pytest.raises(ConfigError) as info:
+        load_config(ROOT / "configs" / "smoke.yaml", overrides)
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(tmp_path / "list.yaml")
+    (tmp_path / "broken.yaml").write_text("model: {kind: mlp\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "broken.yaml")
+    (tmp_path / "nested.yaml").write_text("model:\n  neuron:\n    betaa: 0.5\n")
+    with pytest.raises(ConfigError, match=r"'model\.neuron\.betaa'.*'model\.neuron\.beta'"):
+        load_config(tmp_path / "nested.yaml")

@@ -1,0 +1,287 @@
+"""train.py end to end on the smoke config: outputs, learning, resume after SIGKILL, exit codes.
+
+The README's main-job command is ``python train.py configs/smoke.yaml`` (plus out_dir= here, so
+runs land in tmp_path); the first test runs exactly that as a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+sys.path.insert(0, str(ROOT))
+import train  # noqa: E402
+from snn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_globals():
+    """train.main sets the thread count and seeds torch's global generator: undo both."""
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    yield
+    torch.set_num_threads(threads)
+    torch.set_rng_state(rng)
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def only_run(out_dir: Path) -> Path:
+    runs = [p for p in out_dir.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def records(run_dir: Path, kind: str) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def test_readme_command_trains_smoke_end_to_end(tmp_path):
+    start = time.perf_counter()
+    proc = cli(SMOKE, f"out_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = only_run(tmp_path)
+    assert run.name.startswith("smoke-")
+    for name in ["config.yaml", "metrics.jsonl", "best.pt", "last.pt"]:
+        assert (run / name).is_file(), name
+    for name in ["curves.png", "raster.png", "rates.png", "confusion.png"]:
+        assert (run / name).stat().st_size > 10_000, name
+    steps = records(run, "train")
+    epochs = records(run, "epoch")
+    assert len(epochs) == 2
+    # the loss falls: from chance level (ln 10 = 2.30) at the start to far below it
+    assert steps[0]["loss"] > 1.0
+    assert epochs[-1]["train_loss"] < 0.6 * steps[0]["loss"]
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    (test,) = records(run, "test")
+    assert test["test_images"] == 1000 and test["test_acc"] > 0.7
+    assert "epoch   2/2" in proc.stdout and "test accuracy" in proc.stdout
+    assert "samples_s=" in proc.stderr  # the tqdm bar's postfix
+    assert time.perf_counter() - start < 60  # "seconds": generous for a busy CI machine
+
+    # --eval reports the full 10k test set
+    proc = cli("--eval", str(run / "best.pt"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "/10000)" in proc.stdout
+
+
+def test_a_few_hundred_steps_beat_chance_by_far(tmp_path):
+    code = train.main(
+        [
+            SMOKE,
+            f"out_dir={tmp_path}",
+            "data.train_subset=8192",
+            "data.val_subset=1000",
+            "data.batch_size=32",
+            "train.epochs=1",
+            "train.checkpoint_every=1000",
+            "log.progress=false",
+            "log.plots=false",
+        ]
+    )
+    assert code == 0
+    (epoch,) = records(only_run(tmp_path), "epoch")
+    assert epoch["step"] == 256
+    # chance is 10 %; a linear classifier on pixels reaches ~90 % with this little data
+    assert epoch["val_acc"] >= 0.85, epoch
+
+
+@pytest.mark.parametrize("loss", ["ce_rate", "mse_count"])
+def test_spike_count_losses_learn(tmp_path, loss):
+    code = train.main(
+        [SMOKE, f"out_dir={tmp_path}", f"loss.kind={loss}", "log.progress=false", "log.plots=false"]
+    )
+    assert code == 0
+    epochs = records(only_run(tmp_path), "epoch")
+    assert epochs[-1]["val_acc"] > 0.6, epochs
+    assert set(epochs[-1]["rates"]) == {"2", "4"}  # hidden and spiking output layer
+
+
+def test_resume_after_sigkill_is_bitwise_equal(tmp_path):
+    args = [SMOKE, "train.epochs=3", "train.checkpoint_every=5", "log.plots=false"]
+    # the interrupted run: a real process, killed as soon as a mid-epoch checkpoint exists
+    killed_dir = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args, f"out_dir={killed_dir}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            last = list(killed_dir.glob("*/last.pt"))
+            if last:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.002)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    run = only_run(killed_dir)
+    at_kill = load_checkpoint(run / "last.pt")["progress"]
+    assert 0 < at_kill["global_step"] < 3 * 32
+
+    assert train.main(["--resume", str(run), "log.progress=false"]) == 0
+    assert train.main([*args, f"out_dir={tmp_path / 'whole'}", "log.progress=false"]) == 0
+    whole = only_run(tmp_path / "whole")
+
+    a, b = load_checkpoint(run / "last.pt"), load_checkpoint(whole / "last.pt")
+    assert a["progress"] == b["progress"]
+    for k in b["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert sa.keys() == sb.keys()
+    for i in sb:
+        pa, pb = sa[i], sb[i]
+        assert all(torch.equal(pa[k], pb[k]) for k in pb)
+    # the logs agree too: nothing lost, nothing written twice
+    for kind in ("train", "epoch", "test"):
+        ra, rb = records(run, kind), records(whole, kind)
+        assert [r["step"] for r in ra] == [r["step"] for r in rb], kind
+        key = {"train": "loss", "epoch": "val_loss", "test": "test_acc"}[kind]
+        assert [r[key] for r in ra] == [r[key] for r in rb], kind
+
+
+def test_config_error_exits_2_before_any_work(tmp_path):
+    proc = cli(SMOKE, f"out_dir={tmp_path}", "optim.lr=-1")
+    assert proc.returncode == 2
+    assert "optim.lr" in proc.stderr and "> 0" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not any(tmp_path.iterdir())  # no run folder was made
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["model.hiden=[10]"], "did you mean 'model.hidden'"),
+        (["loss.kind=hinge"], "allowed values: ce_membrane, ce_rate, mse_count"),
+        (["device=cuda:7"] if not torch.cuda.is_available() else ["device=cuda:99"], "cuda"),
+        (["train.amp=true", "device=cpu"], "needs a CUDA device"),
+        (["data.train_subset=10"], "larger than the 10 training images"),
+        (["extra.yaml"], "unexpected argument"),
+    ],
+)
+def test_cli_errors_exit_2(tmp_path, capsys, args, fragment):
+    assert train.main([SMOKE, f"out_dir={tmp_path}", *args]) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_missing_dataset_exits_2_with_the_place(tmp_path, capsys):
+    root = tmp_path / "nodata"
+    code = train.main(
+        [SMOKE, f"out_dir={tmp_path / 'runs'}", "--data-root", str(root)] + ["data.download=false"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz") in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_dataset_cli_exit_code(tmp_path):
+    proc = cli(
+        SMOKE, f"out_dir={tmp_path}", f"data.root={tmp_path / 'none'}", "data.download=false"
+    )
+    assert proc.returncode == 2
+    assert "MNIST not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_resume_refuses_to_change_the_run(tmp_path, capsys):
+    run = tmp_path / "r"
+    run.mkdir()
+    assert train.main(["--resume", str(run)]) == 2
+    assert "no config.yaml" in capsys.readouterr().err
+    (run / "config.yaml").write_text("name: smoke\n")
+    assert train.main(["--resume", str(run), "optim.lr=1"]) == 2
+    assert "cannot change on --resume" in capsys.readouterr().err
+    assert train.main(["--resume", str(run)]) == 2
+    assert "no last.pt" in capsys.readouterr().err
+
+
+def test_checkpoints_are_atomic_and_errors_name_the_file(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"x": torch.arange(3)}, path)
+    save_checkpoint({"x": torch.arange(4)}, path)
+    assert torch.equal(load_checkpoint(path)["x"], torch.arange(4))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left
+
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # as if written in place and killed half-way
+    with pytest.raises(CheckpointError, match=str(path)):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+    torch.save({"x": 1}, path)
+    with pytest.raises(CheckpointError, match="not written by snn"):
+        load_checkpoint(path)
+    save_checkpoint({"x": 1}, path)
+    with pytest.raises(CheckpointError, match="lacks model"):
+        load_checkpoint(path, required=("model",))
+
+
+def test_schedules_follow_their_closed_form():
+    from snn.config import load_config
+
+    cfg = load_config(None, ["optim.lr=0.01", "optim.warmup=0.1", "optim.final_lr_ratio=0.05"])
+    model = torch.nn.Linear(2, 2)
+    opt = train.make_optimizer(cfg, model)
+    sched = train.make_scheduler(cfg, opt, total_steps=100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    # one-cycle: peak lr at the end of the warmup, lr/10 at the start, lr*ratio at the end
+    assert math.isclose(lrs[0], 0.001, rel_tol=1e-6)
+    assert math.isclose(max(lrs), 0.01, rel_tol=1e-6) and lrs.index(max(lrs)) == 9
+    assert math.isclose(opt.param_groups[0]["lr"], 0.01 * 0.05, rel_tol=1e-6)
+
+    cfg = load_config(None, ["optim.schedule=cosine", "optim.lr=0.01", "optim.warmup=0.0"])
+    opt = train.make_optimizer(cfg, model)
+    sched = train.make_scheduler(cfg, opt, total_steps=100)
+    for step in range(100):
+        expect = 0.01 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / 100)))
+        assert math.isclose(opt.param_groups[0]["lr"], expect, rel_tol=1e-9)
+        opt.step()
+        sched.step()
+
+
+def test_cnn_config_builds_and_learns_a_step():
+    from snn.config import load_config
+    from snn.models import build_model
+
+    cfg = load_config(ROOT / "configs" / "mnist_cnn.yaml")
+    torch.manual_seed(0)
+    model = build_model(cfg.model, train.readout_for(cfg))
+    x = (torch.rand(4, 2, 1, 28, 28) < 0.3).float()
+    y = torch.tensor([3, 7])
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    losses = []
+    for _ in range(5):
+        loss, _ = train.loss_and_scores(model(x), y, cfg)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
