@@ -1,9 +1,15 @@
-"""The fused multi-step LIF: the whole time loop is one autograd node.
+r"""The fused multi-step LIF: the whole time loop is one autograd node.
 
 A plain autograd loop keeps, for every step, the graph nodes of the leak, the spike, the reset and
-a copy of each intermediate. This node instead saves one tensor, the pre-spike potential ``h_t``
-(``[T, ...]``), and in backward runs the reverse recurrence by hand. With
-``delta_t = dL/dv_t`` (the post-reset potential), ``sigma_t = surrogate'(h_t - v_th)`` and
+a copy of each intermediate: about four ``[T, ...]`` tensors for a layer. This node keeps the input
+current (which the caller holds anyway while the layer runs) and the membrane potential at the
+start of every chunk of ``K`` steps (``T / K`` small ``[...]`` tensors), nothing else. Backward
+walks the chunks from last to first; for each it recomputes the pre-spike potentials ``h_t`` of
+its ``K`` steps from the chunk's starting potential (the same operations in the same order as the
+forward, so bitwise the same values), computes the elementwise factors for all ``K`` steps at
+once, and runs the reverse recurrence by hand. Training memory is then that of a ReLU layer.
+
+With ``delta_t = dL/dv_t`` (the post-reset potential), ``sigma_t = surrogate'(h_t - v_th)`` and
 ``s_t = H(h_t - v_th)``, for ``t = T .. 1``::
 
     dL/dh_t     = delta_t * dv_t/dh_t + dL/ds_t * sigma_t
@@ -22,29 +28,240 @@ zero          ``(1 - s_t) + (v_reset - h_t) * sigma_t``   ``(h_t - v_reset) * si
 none          ``1``                                       ``0``
 ============  ==========================================  ====================================
 
-``v_{t-1}`` is recomputed from ``h_{t-1}`` (the reset is a function of it), so nothing else is
-kept. The result equals autograd through :func:`snn.functional.lif_step` to rounding.
+Only the multiply-add ``delta_{t-1} = beta * (delta_t * dv_t/dh_t + dL/ds_t * sigma_t)`` is
+sequential; ``sigma``, ``dv/dh`` and the parameter terms are computed a chunk at a time.
+
+Every step rounds exactly as :func:`snn.functional.lif_step` does (``beta * v`` is rounded
+before ``I_t`` is added: no fused multiply-add), so the spikes equal the reference loop's bit for
+bit and the gradients equal autograd through it to rounding.
+
+Two executors run the same algorithm:
+
+* **eager** (the default): PyTorch operations writing into preallocated buffers, four per step
+  forward. Needs nothing but PyTorch.
+* **compiled** (``compiled=True``): each chunk of ``K`` steps, forward or backward, is one kernel
+  made by ``torch.compile`` (Inductor: C++/OpenMP on CPU, Triton on GPU), which reads each input
+  and writes each output once. It needs a working C++ compiler on CPU (Triton on GPU), compiles
+  once per shape and configuration (seconds to a minute), and pays off for long runs. If
+  compilation fails it warns once and runs eagerly.
 """
 
 from __future__ import annotations
 
+import types
+import warnings
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from snn.surrogate import Surrogate
+
+__all__ = ["fused_lif_sequence", "DEFAULT_CHUNK_ELEMENTS", "COMPILED_CHUNK_STEPS"]
+
+# Eager chunks hold about this many elements per [K, ...] buffer (2 MB in float32): large enough
+# that each vectorized op is cheap per element, small enough that a chunk stays in cache.
+DEFAULT_CHUNK_ELEMENTS = 1 << 19
+# Compiled kernels run this many steps each: one compilation serves every T (plus one for a
+# shorter last chunk). Longer chunks unroll into larger kernels that take longer to compile.
+COMPILED_CHUNK_STEPS = 16
 
 
 def _as_tensor(value: Tensor | float, like: Tensor) -> Tensor:
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
-def _after_reset(h: Tensor, fired: Tensor, jump: Tensor, v_reset: float, reset: str) -> Tensor:
-    """Post-reset potential from the pre-spike potential ``h`` and the boolean spike mask."""
+def _chunk_bounds(num_steps: int, chunk: int) -> list[tuple[int, int]]:
+    return [(t0, min(t0 + chunk, num_steps)) for t0 in range(0, num_steps, chunk)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The step, as plain expressions (the compiled kernels trace these; the eager executor below
+# writes the same arithmetic with out= buffers).
+
+
+def _integrate(v: Tensor, current_t: Tensor, beta: Tensor, v_rest: float) -> Tensor:
+    leak = beta * v if v_rest == 0 else v_rest + beta * (v - v_rest)
+    return leak + current_t
+
+
+def _after_reset(h: Tensor, s: Tensor, jump: Tensor, v_reset: float, reset: str) -> Tensor:
+    # jump = v_th - v_reset, computed once as lif_step computes it
     if reset == "subtract":
-        return h - fired.to(h.dtype) * jump
+        return h - s * jump
     if reset == "zero":
-        return torch.where(fired, torch.full_like(h, v_reset), h)
+        return h - s * (h - v_reset)
     return h
+
+
+def _forward_chunk(
+    current: Tensor,
+    v: Tensor,
+    beta: Tensor,
+    v_th: Tensor,
+    jump: Tensor,
+    spikes_out: Tensor,
+    membrane_out: Tensor | None,
+    v_rest: float,
+    v_reset: float,
+    reset: str,
+) -> Tensor:
+    """``K`` steps from ``v``; writes ``spikes_out`` (and ``membrane_out``), returns the last v."""
+    spikes, trace = [], []
+    for k in range(current.shape[0]):
+        h = _integrate(v, current[k], beta, v_rest)
+        s = (h >= v_th).to(h.dtype)
+        v = _after_reset(h, s, jump, v_reset, reset)
+        spikes.append(s)
+        trace.append(v)
+    spikes_out.copy_(torch.stack(spikes))
+    if membrane_out is not None:
+        membrane_out.copy_(torch.stack(trace))
+    return v
+
+
+def _backward_chunk(
+    current: Tensor,
+    v_start: Tensor,
+    grad_spikes: Tensor | None,
+    grad_membrane: Tensor | None,
+    delta: Tensor,
+    beta: Tensor,
+    v_th: Tensor,
+    jump: Tensor,
+    grad_out: Tensor,
+    v_rest: float,
+    v_reset: float,
+    reset: str,
+    detach_reset: bool,
+    surrogate: Surrogate,
+    need_beta: bool,
+    need_v_th: bool,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Reverse ``K`` steps: writes ``dL/dI`` into ``grad_out``; returns ``(delta before the
+    chunk, this chunk's dL/dbeta terms, its dL/dv_th terms)``, the last two summed over time."""
+    pre, before = [], []
+    v = v_start
+    for k in range(current.shape[0]):
+        before.append(v)
+        h = _integrate(v, current[k], beta, v_rest)
+        pre.append(h)
+        v = _after_reset(h, (h >= v_th).to(h.dtype), jump, v_reset, reset)
+    grads: list[Tensor] = [delta] * current.shape[0]
+    grad_beta = grad_v_th = None
+    for k in range(current.shape[0] - 1, -1, -1):
+        if grad_membrane is not None:
+            delta = delta + grad_membrane[k]
+        h = pre[k]
+        u = h - v_th
+        sigma = surrogate.derivative(u)
+        s = (u >= 0).to(h.dtype)
+        if reset == "subtract" and not detach_reset:
+            grad_h = delta * (1 - jump * sigma)
+        elif reset == "zero":
+            grad_h = delta * ((1 - s) if detach_reset else (1 - s) + (v_reset - h) * sigma)
+        else:
+            grad_h = delta
+        through_spike = None
+        if grad_spikes is not None:
+            through_spike = grad_spikes[k] * sigma
+            grad_h = grad_h + through_spike
+        grads[k] = grad_h
+        if need_v_th:
+            term = torch.zeros_like(h) if through_spike is None else -through_spike
+            if reset == "subtract":
+                term = term - delta * s
+                if not detach_reset:
+                    term = term + delta * jump * sigma
+            elif reset == "zero" and not detach_reset:
+                term = term + delta * (h - v_reset) * sigma
+            grad_v_th = term if grad_v_th is None else grad_v_th + term
+        if need_beta:
+            term = grad_h * (before[k] - v_rest)
+            grad_beta = term if grad_beta is None else grad_beta + term
+        delta = grad_h * beta
+    grad_out.copy_(torch.stack(grads))
+    return delta, grad_beta, grad_v_th
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled kernels: made on first use, one torch.compile wrapper per function.
+
+_compiled: dict[str, Callable] = {}
+_compile_failed: list[str] = []  # the first failure's message; then everything runs eagerly
+
+
+def _kernel(name: str, fn: Callable) -> Callable | None:
+    if _compile_failed:
+        return None
+    if name not in _compiled:
+        # a copy of the code object per kernel, so that each keeps its own compilation cache
+        # (Dynamo caches per code object, and stops compiling after a few variants of one)
+        code = fn.__code__.replace(co_name=f"{fn.__name__}_{len(_compiled)}")
+        copy = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__)
+        _compiled[name] = torch.compile(copy, fullgraph=True, dynamic=False)
+    return _compiled[name]
+
+
+def _run_compiled(name: str, fn: Callable, *args) -> tuple[bool, object]:
+    """Run the compiled ``fn``; on a compiler failure warn once and return ``(False, None)``."""
+    kernel = _kernel(name, fn)
+    if kernel is None:
+        return False, None
+    try:
+        return True, kernel(*args)
+    except Exception as err:  # noqa: BLE001 - any backend failure (no compiler, no Triton)
+        if not isinstance(err, (torch._dynamo.exc.BackendCompilerFailed, RuntimeError, OSError)):
+            raise
+        _compile_failed.append(f"{type(err).__name__}: {err}".splitlines()[0])
+        warnings.warn(
+            "snn: torch.compile could not build the fused LIF kernels "
+            f"({_compile_failed[0]}); running the eager fused loop instead (same results, "
+            "slower). Install a C++ compiler (CPU) or Triton (GPU), or pass compiled=False.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False, None
+
+
+# ---------------------------------------------------------------------------------------------
+# The eager executor: the same arithmetic as _integrate/_after_reset, into preallocated buffers.
+
+
+def _integrate_into(
+    out: Tensor, v: Tensor, current_t: Tensor, beta: Tensor | float, v_rest: float
+) -> Tensor:
+    # beta * v is rounded before current_t is added, as in lif_step (addcmul would fuse them)
+    if v_rest == 0:
+        torch.mul(v, beta, out=out)
+    else:
+        torch.sub(v, v_rest, out=out).mul_(beta).add_(v_rest)
+    return out.add_(current_t)
+
+
+def _reset_into(
+    out: Tensor, h: Tensor, s: Tensor, jump: Tensor | float, v_reset: float, reset: str
+) -> Tensor:
+    # s is 0 or 1, so s * jump is exact and a fused multiply-add rounds as lif_step does
+    if reset == "subtract":
+        if isinstance(jump, Tensor):
+            return torch.addcmul(h, s, jump, value=-1, out=out)
+        return torch.sub(h, s, alpha=jump, out=out)
+    if reset == "zero":
+        diff = h if v_reset == 0 else h - v_reset
+        return torch.addcmul(h, s, diff, value=-1, out=out)
+    return h
+
+
+def _scalar_or_tensor(t: Tensor) -> Tensor | float:
+    """A one-element parameter as a Python number (cheaper per op), else the tensor.
+
+    Not while torch.compile traces the layer: there ``item()`` would be a data-dependent value.
+    """
+    if t.dim() == 0 and not torch.compiler.is_compiling():
+        return t.item()
+    return t
 
 
 class _FusedLIF(torch.autograd.Function):
@@ -61,89 +278,90 @@ class _FusedLIF(torch.autograd.Function):
         detach_reset: bool,
         surrogate: Surrogate,
         record_membrane: bool,
+        chunk: int,
+        compiled: bool,
     ) -> tuple[Tensor, Tensor, Tensor]:
         beta_t = _as_tensor(beta, current)
         v_th_t = _as_tensor(v_th, current)
-        jump = v_th_t - v_reset
-        # v_rest + beta (v - v_rest) = beta v + (1 - beta) v_rest: the constant once, not per step
-        rest_term = (1 - beta_t) * v_rest if v_rest != 0 else None
-
-        pre_spike = torch.empty_like(current)
+        # from v_th as given (a float is subtracted in double, as lif_step does)
+        jump_t = _as_tensor(v_th - v_reset, current)
+        num_steps = current.shape[0]
+        bounds = _chunk_bounds(num_steps, chunk)
         spikes = torch.empty_like(current)
         membrane = torch.empty_like(current) if record_membrane else current.new_empty(0)
-        v = v0
-        for t in range(current.shape[0]):
-            h = pre_spike[t]
-            torch.addcmul(current[t], v, beta_t, out=h)
-            if rest_term is not None:
-                h.add_(rest_term)
-            fired = h >= v_th_t
-            spikes[t].copy_(fired)
-            v = _after_reset(h, fired, jump, v_reset, reset)
-            if record_membrane:
-                membrane[t].copy_(v)
-        v_last = v.clone() if reset == "none" else v  # "none" leaves v a view of pre_spike
+        # the potential at the start of chunks 1, 2, ...: all backward needs besides the input
+        starts = v0.new_empty((len(bounds) - 1, *v0.shape))
 
-        ctx.save_for_backward(pre_spike, v0, beta_t, v_th_t)
-        ctx.config = (v_rest, v_reset, reset, detach_reset, surrogate, record_membrane)
+        done = False
+        if compiled:
+            v = v0
+            for c, (t0, t1) in enumerate(bounds):
+                if c:
+                    starts[c - 1].copy_(v)
+                ok, v = _run_compiled(
+                    f"forward {t1 - t0} {current.dtype} {current.device} {reset} {record_membrane}",
+                    _forward_chunk,
+                    current[t0:t1],
+                    v,
+                    beta_t,
+                    v_th_t,
+                    jump_t,
+                    spikes[t0:t1],
+                    membrane[t0:t1] if record_membrane else None,
+                    v_rest,
+                    v_reset,
+                    reset,
+                )
+                if not ok:
+                    break
+            else:
+                done = True
+                v_last = v
+        if not done:
+            v_last = _forward_eager(
+                current, v0, beta_t, v_th_t, jump_t, v_rest, v_reset, reset, spikes, membrane,
+                bounds, starts, record_membrane,
+            )  # fmt: skip
+
+        ctx.save_for_backward(current, v0, starts, beta_t, v_th_t, jump_t)
+        ctx.config = (v_rest, v_reset, reset, detach_reset, surrogate, record_membrane, chunk)
+        ctx.compiled = compiled
         ctx.param_shapes = (
             beta.shape if isinstance(beta, Tensor) else None,
             v_th.shape if isinstance(v_th, Tensor) else None,
         )
+        ctx.set_materialize_grads(False)
         if not record_membrane:
             ctx.mark_non_differentiable(membrane)
         return spikes, v_last, membrane
 
     @staticmethod
-    def backward(ctx, grad_spikes: Tensor, grad_v_last: Tensor, grad_membrane: Tensor):
-        pre_spike, v0, beta, v_th = ctx.saved_tensors
-        v_rest, v_reset, reset, detach_reset, surrogate, record_membrane = ctx.config
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_v_last, grad_membrane):
+        current, v0, starts, beta, v_th, jump = ctx.saved_tensors
+        v_rest, v_reset, reset, detach_reset, surrogate, record_membrane, chunk = ctx.config
         beta_shape, v_th_shape = ctx.param_shapes
         need_beta = ctx.needs_input_grad[2]
         need_v_th = ctx.needs_input_grad[3]
-        jump = v_th - v_reset
+        if not record_membrane:
+            grad_membrane = None
+        bounds = _chunk_bounds(current.shape[0], chunk)
+        delta = torch.zeros_like(v0) if grad_v_last is None else grad_v_last
+        grad_current = torch.empty_like(current)
+        config = (v_rest, v_reset, reset, detach_reset, surrogate, need_beta, need_v_th)
 
-        grad_current = torch.empty_like(pre_spike)
-        grad_beta = torch.zeros_like(v0) if need_beta else None
-        grad_v_th = torch.zeros_like(v0) if need_v_th else None
-        delta = grad_v_last  # dL/dv_t, the post-reset potential
-        for t in range(pre_spike.shape[0] - 1, -1, -1):
-            h = pre_spike[t]
-            if record_membrane:
-                delta = delta + grad_membrane[t]
-            u = h - v_th
-            fired = u >= 0
-            sigma = surrogate.derivative(u)
-            through_spike = grad_spikes[t] * sigma
-
-            if reset == "none" or (reset == "subtract" and detach_reset):
-                dv_dh = None  # identity
-            elif reset == "subtract":
-                dv_dh = 1 - jump * sigma
-            elif detach_reset:  # zero
-                dv_dh = (~fired).to(h.dtype)
-            else:
-                dv_dh = (~fired).to(h.dtype) + (v_reset - h) * sigma
-            grad_h = (delta if dv_dh is None else delta * dv_dh) + through_spike
-            grad_current[t] = grad_h
-
-            if need_v_th:
-                grad_v_th -= through_spike
-                if reset == "subtract":
-                    grad_v_th -= delta * fired.to(h.dtype)
-                    if not detach_reset:
-                        grad_v_th += delta * jump * sigma
-                elif reset == "zero" and not detach_reset:
-                    grad_v_th += delta * (h - v_reset) * sigma
-            if need_beta:
-                if t == 0:
-                    v_prev = v0
-                else:
-                    h_prev = pre_spike[t - 1]
-                    v_prev = _after_reset(h_prev, h_prev >= v_th, jump, v_reset, reset)
-                grad_beta += grad_h * (v_prev - v_rest)
-            delta = grad_h * beta
-
+        result = None
+        if ctx.compiled:
+            result = _backward_compiled(
+                current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump,
+                grad_current, bounds, config,
+            )  # fmt: skip
+        if result is None:
+            result = _backward_eager(
+                current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump,
+                grad_current, bounds, config,
+            )  # fmt: skip
+        delta, grad_beta, grad_v_th = result
         return (
             grad_current,
             delta if ctx.needs_input_grad[1] else None,
@@ -155,7 +373,151 @@ class _FusedLIF(torch.autograd.Function):
             None,
             None,
             None,
+            None,
+            None,
         )
+
+
+def _forward_eager(
+    current, v0, beta_t, v_th_t, jump_t, v_rest, v_reset, reset, spikes, membrane, bounds,
+    starts, record,
+) -> Tensor:  # fmt: skip
+    beta = _scalar_or_tensor(beta_t)
+    v_th = _scalar_or_tensor(v_th_t)
+    jump = _scalar_or_tensor(jump_t)
+    h = torch.empty_like(v0)
+    v_buf = torch.empty_like(v0)
+    v = v0
+    for c, (t0, t1) in enumerate(bounds):
+        if c:
+            starts[c - 1].copy_(v)
+        for t in range(t0, t1):
+            _integrate_into(h, v, current[t], beta, v_rest)
+            s = torch.ge(h, v_th, out=spikes[t])
+            if reset == "none":
+                v = membrane[t].copy_(h) if record else h
+            else:
+                v = _reset_into(membrane[t] if record else v_buf, h, s, jump, v_reset, reset)
+    # v_last must not be a view of another output, nor a buffer this call keeps using
+    return v.clone() if record or v is v0 else v
+
+
+def _backward_eager(
+    current, v0, starts, grad_spikes, grad_membrane, delta, beta_t, v_th_t, jump_t,
+    grad_current, bounds, config,
+):  # fmt: skip
+    v_rest, v_reset, reset, detach_reset, surrogate, need_beta, need_v_th = config
+    beta = _scalar_or_tensor(beta_t)
+    v_th = _scalar_or_tensor(v_th_t)
+    jump = _scalar_or_tensor(jump_t)
+    longest = max(t1 - t0 for t0, t1 in bounds)
+    pre = current.new_empty((longest, *v0.shape))  # h of the chunk's steps
+    # the potential before each step of the chunk (for dL/dbeta)
+    before = current.new_empty((longest, *v0.shape)) if need_beta else None
+    deltas = current.new_empty((longest, *v0.shape)) if need_v_th else None
+    s_buf = torch.empty_like(v0)
+    v_buf = torch.empty_like(v0)
+    delta_buf = torch.empty_like(v0)
+    grad_beta = torch.zeros_like(v0) if need_beta else None
+    grad_v_th = torch.zeros_like(v0) if need_v_th else None
+
+    for c in range(len(bounds) - 1, -1, -1):
+        t0, t1 = bounds[c]
+        n = t1 - t0
+        # recompute h exactly as the forward did
+        v = v0 if c == 0 else starts[c - 1]
+        for k in range(n):
+            if need_beta:
+                before[k].copy_(v)
+            h = _integrate_into(pre[k], v, current[t0 + k], beta, v_rest)
+            if k + 1 < n:
+                s = torch.ge(h, v_th, out=s_buf)
+                v = h if reset == "none" else _reset_into(v_buf, h, s, jump, v_reset, reset)
+        h = pre[:n]
+        u = h - v_th
+        sigma = surrogate.derivative(u)
+        fired = (u >= 0).to(h.dtype) if reset == "zero" or need_v_th else None
+        through_spike = grad_spikes[t0:t1] * sigma if grad_spikes is not None else None
+        if reset == "subtract" and not detach_reset:
+            dv_dh = torch.mul(sigma, -jump).add_(1)
+        elif reset == "zero":
+            dv_dh = 1 - fired
+            if not detach_reset:
+                dv_dh.addcmul_(v_reset - h, sigma)
+        else:
+            dv_dh = None  # identity
+
+        for k in range(n - 1, -1, -1):
+            t = t0 + k
+            if grad_membrane is not None:
+                delta = delta + grad_membrane[t]
+            if need_v_th:
+                deltas[k].copy_(delta)
+            grad_h = grad_current[t]
+            if dv_dh is None:
+                if through_spike is None:
+                    grad_h.copy_(delta)
+                else:
+                    torch.add(through_spike[k], delta, out=grad_h)
+            elif through_spike is None:
+                torch.mul(delta, dv_dh[k], out=grad_h)
+            else:
+                torch.addcmul(through_spike[k], delta, dv_dh[k], out=grad_h)
+            delta = torch.mul(grad_h, beta, out=delta_buf)
+
+        if need_beta:
+            before_n = before[:n] if v_rest == 0 else before[:n] - v_rest
+            grad_beta.add_((grad_current[t0:t1] * before_n).sum(0))
+        if need_v_th:
+            d = deltas[:n]
+            if through_spike is not None:
+                grad_v_th.sub_(through_spike.sum(0))
+            if reset == "subtract":
+                grad_v_th.sub_((d * fired).sum(0))
+                if not detach_reset:
+                    grad_v_th.add_((d * sigma * jump).sum(0))
+            elif reset == "zero" and not detach_reset:
+                grad_v_th.add_((d * (h - v_reset) * sigma).sum(0))
+    # delta_buf is reused: hand back a tensor nobody else writes to
+    return delta.clone() if delta is delta_buf else delta, grad_beta, grad_v_th
+
+
+def _backward_compiled(
+    current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump, grad_current,
+    bounds, config,
+):  # fmt: skip
+    v_rest, v_reset, reset, detach_reset, surrogate, need_beta, need_v_th = config
+    grad_beta = grad_v_th = None
+    for c in range(len(bounds) - 1, -1, -1):
+        t0, t1 = bounds[c]
+        ok, out = _run_compiled(
+            f"backward {t1 - t0} {current.dtype} {current.device} {config}",
+            _backward_chunk,
+            current[t0:t1],
+            v0 if c == 0 else starts[c - 1],
+            None if grad_spikes is None else grad_spikes[t0:t1],
+            None if grad_membrane is None else grad_membrane[t0:t1],
+            delta,
+            beta,
+            v_th,
+            jump,
+            grad_current[t0:t1],
+            v_rest,
+            v_reset,
+            reset,
+            detach_reset,
+            surrogate,
+            need_beta,
+            need_v_th,
+        )
+        if not ok:
+            return None
+        delta, chunk_beta, chunk_v_th = out
+        if need_beta:
+            grad_beta = chunk_beta if grad_beta is None else grad_beta + chunk_beta
+        if need_v_th:
+            grad_v_th = chunk_v_th if grad_v_th is None else grad_v_th + chunk_v_th
+    return delta, grad_beta, grad_v_th
 
 
 def fused_lif_sequence(
@@ -169,12 +531,29 @@ def fused_lif_sequence(
     detach_reset: bool,
     surrogate: Surrogate,
     record_membrane: bool,
+    *,
+    chunk: int | None = None,
+    compiled: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run the LIF over ``current`` (``[T, ...]``, already multiplied by the gain) from ``v0``.
 
     Returns ``(spikes [T, ...], v_last [...], membrane [T, ...] or an empty tensor)``. Use
     :func:`snn.functional.lif_sequence`, which validates its arguments, rather than this.
+
+    ``chunk`` is the number of steps between saved potentials (default: about
+    ``DEFAULT_CHUNK_ELEMENTS`` elements per chunk, or ``COMPILED_CHUNK_STEPS`` when compiled);
+    ``compiled=True`` runs each chunk as one ``torch.compile`` kernel (see the module docstring).
     """
+    if chunk is None:
+        if compiled:
+            chunk = COMPILED_CHUNK_STEPS
+        else:
+            per_step = max(1, v0.numel())
+            chunk = max(1, DEFAULT_CHUNK_ELEMENTS // per_step)
+    if not (isinstance(chunk, int) and chunk >= 1):
+        raise ValueError(f"chunk must be a positive number of time steps, got {chunk!r}")
+    chunk = min(chunk, current.shape[0])
     return _FusedLIF.apply(
-        current, v0, beta, v_th, v_rest, v_reset, reset, detach_reset, surrogate, record_membrane
-    )
+        current, v0, beta, v_th, v_rest, v_reset, reset, detach_reset, surrogate,
+        record_membrane, chunk, compiled,
+    )  # fmt: skip

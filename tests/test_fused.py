@@ -1,0 +1,175 @@
+"""The fused LIF's own machinery: chunked recomputation, the compiled kernels, what it saves.
+
+Every gradient here is checked in float64 against the reference backend (a plain autograd loop
+over ``lif_step``), to 1e-10; every spike train bit for bit.
+"""
+
+import itertools
+import shutil
+
+import pytest
+import torch
+
+import snn
+from snn import fused
+from snn.functional import LIFParameters, lif_sequence
+
+RESETS = ["subtract", "zero", "none"]
+
+
+def _case(reset, detach, physical, seed, T=7, B=2, N=3, dtype=torch.float64):
+    """Per-neuron learnable parameters, an initial state, and every output weighted."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, lo=0.0, hi=1.0):
+        return lo + (hi - lo) * torch.rand(shape, generator=g, dtype=dtype)
+
+    v_rest, v_reset = (-0.4, -0.7) if physical else (0.0, 0.0)
+    params = {
+        "beta": rand(N, lo=0.3, hi=0.95).requires_grad_(),
+        "v_th": rand(N, lo=0.5, hi=1.2).requires_grad_(),
+        "gain": 2.0 if physical else 1.0,
+    }
+    x = rand(T, B, N, lo=-0.5, hi=1.2).requires_grad_()
+    v0 = rand(B, N, lo=-0.5, hi=1.0).requires_grad_()
+    weights = [rand(T, B, N, lo=-1, hi=1), rand(B, N, lo=-1, hi=1), rand(T, B, N, lo=-1, hi=1)]
+    p = LIFParameters(
+        beta=params["beta"],
+        v_th=params["v_th"],
+        v_rest=v_rest,
+        v_reset=v_reset,
+        gain=params["gain"],
+        reset=reset,
+        detach_reset=detach,
+        surrogate="atan",
+    )
+    return x, v0, p, weights
+
+
+def _loss(out, weights):
+    w_s, w_v, w_m = weights
+    return (w_s * out.spikes).sum() + (w_v * out.state).sum() + (w_m * out.membrane).sum()
+
+
+def _grads(x, v0, p, weights, run):
+    out = run(x, v0, p)
+    inputs = [x, v0, p.beta, p.v_th]
+    return out, torch.autograd.grad(_loss(out, weights), inputs)
+
+
+def _reference(x, v0, p):
+    return lif_sequence(x, v0, p, record_membrane=True, backend="reference")
+
+
+def _assert_same(got, want):
+    out, grads = got
+    out_ref, grads_ref = want
+    assert torch.equal(out.spikes, out_ref.spikes)
+    torch.testing.assert_close(out.state, out_ref.state, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.membrane, out_ref.membrane, rtol=0, atol=1e-12)
+    for g, r in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "reset,detach,physical", list(itertools.product(RESETS, [False, True], [False, True]))
+)
+@pytest.mark.parametrize("chunk", [1, 3, 7])
+def test_chunked_recomputation_equals_reference(monkeypatch, reset, detach, physical, chunk):
+    x, v0, p, weights = _case(reset, detach, physical, seed=chunk)
+    # chunk steps per saved potential (one step of [B, N] is 6 elements)
+    monkeypatch.setattr(fused, "DEFAULT_CHUNK_ELEMENTS", chunk * v0.numel())
+    got = _grads(x, v0, p, weights, lambda x, v, p: lif_sequence(x, v, p, record_membrane=True))
+    _assert_same(got, _grads(x, v0, p, weights, _reference))
+
+
+def test_gradient_only_through_spikes_or_only_through_state():
+    """Unused outputs reach backward as None (no [T, ...] zeros are made); each alone is right."""
+    x, v0, p, _ = _case("subtract", False, False, seed=5)
+    for pick in (lambda o: o.spikes.sum(), lambda o: o.state.sum()):
+        got = torch.autograd.grad(pick(lif_sequence(x, v0, p)), [x, v0, p.beta, p.v_th])
+        want = torch.autograd.grad(
+            pick(lif_sequence(x, v0, p, backend="reference")), [x, v0, p.beta, p.v_th]
+        )
+        for g, r in zip(got, want, strict=True):
+            torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("reset", RESETS)
+def test_float32_spikes_are_bitwise_the_reference(reset):
+    """beta * v is rounded before the input is added, as lif_step does, so no spike moves."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(60, 8, 256, generator=g) * 0.6
+    p = LIFParameters(beta=0.93, v_th=1.0, v_rest=0.1, v_reset=-0.2, reset=reset)
+    fast = lif_sequence(x, None, p, record_membrane=True)
+    ref = lif_sequence(x, None, p, record_membrane=True, backend="reference")
+    assert fast.spikes.sum() > 0
+    assert torch.equal(fast.spikes, ref.spikes)
+    assert torch.equal(fast.membrane, ref.membrane)
+
+
+def test_saves_only_the_input_and_chunk_start_potentials():
+    """The node's memory for backward: the input current plus one [B, N] per chunk."""
+    T, B, N = 40, 4, 32
+    x = torch.rand(T, B, N, requires_grad=True)
+    lif = snn.LIF(beta=0.9, learn_beta=True, learn_threshold=True, shape=N)
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        lif(x)
+    big = [t for t in saved if t.numel() >= T * B * N]
+    assert len(big) == 1 and big[0].data_ptr() == x.data_ptr()  # the input itself, no copy
+    chunks = -(-T // max(1, fused.DEFAULT_CHUNK_ELEMENTS // (B * N)))
+    small = sum(t.numel() for t in saved if t.numel() < T * B * N)
+    assert small <= (chunks + 1) * B * N + 2 * N + 1
+
+
+def test_bad_chunk_is_rejected():
+    with pytest.raises(ValueError, match="chunk must be a positive"):
+        fused.fused_lif_sequence(
+            torch.zeros(3, 1), torch.zeros(1), 0.9, 1.0, 0.0, 0.0, "subtract", False,
+            snn.surrogate.ATan(), False, chunk=0,
+        )  # fmt: skip
+
+
+def _compiled_run(chunk):
+    def run(x, v0, p):
+        spikes, state, membrane = fused.fused_lif_sequence(
+            p.gain * x, v0, p.beta, p.v_th, p.v_rest, p.v_reset, p.reset, p.detach_reset,
+            p.surrogate, True, chunk=chunk, compiled=True,
+        )  # fmt: skip
+        return snn.functional.LIFSequence(spikes, state, membrane)
+
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile on CPU needs a C++ compiler")  # fmt: skip
+@pytest.mark.parametrize("reset,physical", [("zero", True), ("subtract", False)])
+def test_compiled_kernels_equal_reference(reset, physical):
+    """Two chunks of two steps, each one compiled kernel forward and one backward."""
+    x, v0, p, weights = _case(reset, False, physical, seed=11, T=4)
+    got = _grads(x, v0, p, weights, _compiled_run(chunk=2))
+    _assert_same(got, _grads(x, v0, p, weights, _reference))
+    assert fused._compile_failed == []
+
+
+def test_compile_failure_warns_and_runs_eagerly(monkeypatch):
+    def broken_compile(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no C++ compiler found")
+
+        return fail
+
+    monkeypatch.setattr(fused, "_compiled", {})
+    monkeypatch.setattr(fused, "_compile_failed", [])
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    x, v0, p, weights = _case("subtract", True, False, seed=3, T=5)
+    with pytest.warns(RuntimeWarning, match="could not build the fused LIF kernels"):
+        got = _grads(x, v0, p, weights, _compiled_run(chunk=2))
+    _assert_same(got, _grads(x, v0, p, weights, _reference))
