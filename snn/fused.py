@@ -58,11 +58,18 @@ from torch.autograd.function import once_differentiable
 
 from snn.surrogate import Surrogate
 
-__all__ = ["fused_lif_sequence", "DEFAULT_CHUNK_ELEMENTS", "COMPILED_CHUNK_STEPS"]
+__all__ = [
+    "fused_lif_sequence",
+    "DEFAULT_CHUNK_ELEMENTS",
+    "CHECKPOINT_BLOCKS",
+    "COMPILED_CHUNK_STEPS",
+]
 
-# Eager chunks hold about this many elements per [K, ...] buffer (2 MB in float32): large enough
-# that each vectorized op is cheap per element, small enough that a chunk stays in cache.
-DEFAULT_CHUNK_ELEMENTS = 1 << 19
+# Eager backward computes the elementwise factors for blocks of about this many elements (1 MB in
+# float32): large enough that each op is cheap per element, small enough to stay in cache and to
+# keep the surrogate's temporaries small. A potential is saved every CHECKPOINT_BLOCKS blocks.
+DEFAULT_CHUNK_ELEMENTS = 1 << 18
+CHECKPOINT_BLOCKS = 4
 # Compiled kernels run this many steps each: one compilation serves every T (plus one for a
 # shorter last chunk). Longer chunks unroll into larger kernels that take longer to compile.
 COMPILED_CHUNK_STEPS = 16
@@ -254,6 +261,10 @@ def _reset_into(
     return h
 
 
+def _shares_storage(a: Tensor, b: Tensor) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
 def _scalar_or_tensor(t: Tensor) -> Tensor | float:
     """A one-element parameter as a Python number (cheaper per op), else the tensor.
 
@@ -279,6 +290,7 @@ class _FusedLIF(torch.autograd.Function):
         surrogate: Surrogate,
         record_membrane: bool,
         chunk: int,
+        block: int,
         compiled: bool,
     ) -> tuple[Tensor, Tensor, Tensor]:
         beta_t = _as_tensor(beta, current)
@@ -324,7 +336,16 @@ class _FusedLIF(torch.autograd.Function):
             )  # fmt: skip
 
         ctx.save_for_backward(current, v0, starts, beta_t, v_th_t, jump_t)
-        ctx.config = (v_rest, v_reset, reset, detach_reset, surrogate, record_membrane, chunk)
+        ctx.config = (
+            v_rest,
+            v_reset,
+            reset,
+            detach_reset,
+            surrogate,
+            record_membrane,
+            chunk,
+            block,
+        )
         ctx.compiled = compiled
         ctx.param_shapes = (
             beta.shape if isinstance(beta, Tensor) else None,
@@ -339,7 +360,7 @@ class _FusedLIF(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_spikes, grad_v_last, grad_membrane):
         current, v0, starts, beta, v_th, jump = ctx.saved_tensors
-        v_rest, v_reset, reset, detach_reset, surrogate, record_membrane, chunk = ctx.config
+        v_rest, v_reset, reset, detach_reset, surrogate, record_membrane, chunk, block = ctx.config
         beta_shape, v_th_shape = ctx.param_shapes
         need_beta = ctx.needs_input_grad[2]
         need_v_th = ctx.needs_input_grad[3]
@@ -359,7 +380,7 @@ class _FusedLIF(torch.autograd.Function):
         if result is None:
             result = _backward_eager(
                 current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump,
-                grad_current, bounds, config,
+                grad_current, bounds, config, block,
             )  # fmt: skip
         delta, grad_beta, grad_v_th = result
         return (
@@ -367,6 +388,7 @@ class _FusedLIF(torch.autograd.Function):
             delta if ctx.needs_input_grad[1] else None,
             grad_beta.sum_to_size(beta_shape) if need_beta else None,
             grad_v_th.sum_to_size(v_th_shape) if need_v_th else None,
+            None,
             None,
             None,
             None,
@@ -404,17 +426,16 @@ def _forward_eager(
 
 def _backward_eager(
     current, v0, starts, grad_spikes, grad_membrane, delta, beta_t, v_th_t, jump_t,
-    grad_current, bounds, config,
+    grad_current, bounds, config, block,
 ):  # fmt: skip
     v_rest, v_reset, reset, detach_reset, surrogate, need_beta, need_v_th = config
     beta = _scalar_or_tensor(beta_t)
     v_th = _scalar_or_tensor(v_th_t)
     jump = _scalar_or_tensor(jump_t)
     longest = max(t1 - t0 for t0, t1 in bounds)
-    pre = current.new_empty((longest, *v0.shape))  # h of the chunk's steps
-    # the potential before each step of the chunk (for dL/dbeta)
+    # the potential before each step of the chunk (for dL/dbeta), dL/dv at each step (dL/dv_th)
     before = current.new_empty((longest, *v0.shape)) if need_beta else None
-    deltas = current.new_empty((longest, *v0.shape)) if need_v_th else None
+    deltas = current.new_empty((min(block, longest), *v0.shape)) if need_v_th else None
     s_buf = torch.empty_like(v0)
     v_buf = torch.empty_like(v0)
     delta_buf = torch.empty_like(v0)
@@ -423,63 +444,88 @@ def _backward_eager(
 
     for c in range(len(bounds) - 1, -1, -1):
         t0, t1 = bounds[c]
-        n = t1 - t0
-        # recompute h exactly as the forward did
+        # the chunk's slice of the gradient is scratch until the reverse loop writes it: it holds
+        # h, then h - v_th, then dL/ds * sigma, then dL/dh
         v = v0 if c == 0 else starts[c - 1]
-        for k in range(n):
+        for t in range(t0, t1):  # recompute h exactly as the forward did
             if need_beta:
-                before[k].copy_(v)
-            h = _integrate_into(pre[k], v, current[t0 + k], beta, v_rest)
-            if k + 1 < n:
+                before[t - t0].copy_(v)
+            h = _integrate_into(grad_current[t], v, current[t], beta, v_rest)
+            if t + 1 < t1:
                 s = torch.ge(h, v_th, out=s_buf)
                 v = h if reset == "none" else _reset_into(v_buf, h, s, jump, v_reset, reset)
-        h = pre[:n]
-        u = h - v_th
-        sigma = surrogate.derivative(u)
-        fired = (u >= 0).to(h.dtype) if reset == "zero" or need_v_th else None
-        through_spike = grad_spikes[t0:t1] * sigma if grad_spikes is not None else None
-        if reset == "subtract" and not detach_reset:
-            dv_dh = torch.mul(sigma, -jump).add_(1)
-        elif reset == "zero":
-            dv_dh = 1 - fired
-            if not detach_reset:
-                dv_dh.addcmul_(v_reset - h, sigma)
-        else:
-            dv_dh = None  # identity
-
-        for k in range(n - 1, -1, -1):
-            t = t0 + k
-            if grad_membrane is not None:
-                delta = delta + grad_membrane[t]
-            if need_v_th:
-                deltas[k].copy_(delta)
-            grad_h = grad_current[t]
-            if dv_dh is None:
-                if through_spike is None:
-                    grad_h.copy_(delta)
-                else:
-                    torch.add(through_spike[k], delta, out=grad_h)
-            elif through_spike is None:
-                torch.mul(delta, dv_dh[k], out=grad_h)
-            else:
-                torch.addcmul(through_spike[k], delta, dv_dh[k], out=grad_h)
-            delta = torch.mul(grad_h, beta, out=delta_buf)
-
+        # then blocks of the chunk, last first: the elementwise factors of a block at once (the
+        # only extra memory: sigma and the surrogate's temporaries for one block), then its steps
+        last_block = t0 + (t1 - t0 - 1) // block * block
+        for b0 in range(last_block, t0 - 1, -block):
+            b1 = min(b0 + block, t1)
+            delta = _backward_block(
+                grad_current[b0:b1], None if grad_spikes is None else grad_spikes[b0:b1],
+                None if grad_membrane is None else grad_membrane[b0:b1], delta, delta_buf,
+                deltas, grad_v_th, beta, v_th, jump, v_reset, reset, detach_reset, surrogate,
+            )  # fmt: skip
         if need_beta:
-            before_n = before[:n] if v_rest == 0 else before[:n] - v_rest
+            before_n = before[: t1 - t0] if v_rest == 0 else before[: t1 - t0] - v_rest
             grad_beta.add_((grad_current[t0:t1] * before_n).sum(0))
-        if need_v_th:
-            d = deltas[:n]
-            if through_spike is not None:
-                grad_v_th.sub_(through_spike.sum(0))
-            if reset == "subtract":
-                grad_v_th.sub_((d * fired).sum(0))
-                if not detach_reset:
-                    grad_v_th.add_((d * sigma * jump).sum(0))
-            elif reset == "zero" and not detach_reset:
-                grad_v_th.add_((d * (h - v_reset) * sigma).sum(0))
     # delta_buf is reused: hand back a tensor nobody else writes to
     return delta.clone() if delta is delta_buf else delta, grad_beta, grad_v_th
+
+
+def _backward_block(
+    work, grad_spikes, grad_membrane, delta, delta_buf, deltas, grad_v_th, beta, v_th, jump,
+    v_reset, reset, detach_reset, surrogate,
+) -> Tensor:  # fmt: skip
+    """Reverse the steps of one block; ``work`` holds their h on entry and dL/dI on return."""
+    n = work.shape[0]
+    above_reset = work - v_reset if reset == "zero" else None  # h - v_reset
+    u = work.sub_(v_th)
+    fired = (u >= 0).to(u.dtype) if reset == "zero" or grad_v_th is not None else None
+    sigma = surrogate.derivative(u)
+    # a surrogate may hand back (a view of) its input, which is overwritten next; under
+    # torch.compile storage cannot be inspected, and the copy is fused away
+    if torch.compiler.is_compiling() or _shares_storage(sigma, u):
+        sigma = sigma.clone()
+    if sigma.shape != u.shape:
+        sigma = sigma.expand_as(u)
+    through_spike = None
+    if grad_spikes is not None:
+        through_spike = torch.mul(grad_spikes, sigma, out=work)
+    factor_v_th = None  # dL/dv_th += sum_t delta_t * factor_v_th_t
+    if grad_v_th is not None:
+        if through_spike is not None:
+            grad_v_th.sub_(through_spike.sum(0))
+        if reset == "subtract":
+            factor_v_th = -fired if detach_reset else torch.mul(sigma, jump).sub_(fired)
+        elif reset == "zero" and not detach_reset:
+            factor_v_th = above_reset * sigma
+    if reset == "subtract" and not detach_reset:
+        dv_dh = (sigma.mul_(-jump) if sigma.is_contiguous() else torch.mul(sigma, -jump)).add_(1)
+    elif reset == "zero":
+        dv_dh = fired.neg_().add_(1)  # 1 - s
+        if not detach_reset:
+            dv_dh.addcmul_(above_reset, sigma, value=-1)
+    else:
+        dv_dh = None  # identity
+
+    for k in range(n - 1, -1, -1):
+        if grad_membrane is not None:
+            delta = delta + grad_membrane[k]
+        if deltas is not None:
+            deltas[k].copy_(delta)
+        grad_h = work[k]  # holds dL/ds * sigma of this step, if any
+        if dv_dh is None:
+            if through_spike is None:
+                grad_h.copy_(delta)
+            else:
+                grad_h.add_(delta)
+        elif through_spike is None:
+            torch.mul(delta, dv_dh[k], out=grad_h)
+        else:
+            grad_h.addcmul_(delta, dv_dh[k])
+        delta = torch.mul(grad_h, beta, out=delta_buf)
+    if factor_v_th is not None:
+        grad_v_th.add_((deltas[:n] * factor_v_th).sum(0))
+    return delta
 
 
 def _backward_compiled(
@@ -544,16 +590,15 @@ def fused_lif_sequence(
     ``DEFAULT_CHUNK_ELEMENTS`` elements per chunk, or ``COMPILED_CHUNK_STEPS`` when compiled);
     ``compiled=True`` runs each chunk as one ``torch.compile`` kernel (see the module docstring).
     """
+    num_steps = current.shape[0]
+    block = max(1, DEFAULT_CHUNK_ELEMENTS // max(1, v0.numel()))
     if chunk is None:
-        if compiled:
-            chunk = COMPILED_CHUNK_STEPS
-        else:
-            per_step = max(1, v0.numel())
-            chunk = max(1, DEFAULT_CHUNK_ELEMENTS // per_step)
+        chunk = COMPILED_CHUNK_STEPS if compiled else CHECKPOINT_BLOCKS * block
     if not (isinstance(chunk, int) and chunk >= 1):
         raise ValueError(f"chunk must be a positive number of time steps, got {chunk!r}")
-    chunk = min(chunk, current.shape[0])
+    chunk = min(chunk, num_steps)
+    block = min(block, chunk)
     return _FusedLIF.apply(
         current, v0, beta, v_th, v_rest, v_reset, reset, detach_reset, surrogate,
-        record_membrane, chunk, compiled,
+        record_membrane, chunk, block, compiled,
     )  # fmt: skip

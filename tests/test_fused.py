@@ -74,11 +74,15 @@ def _assert_same(got, want):
 @pytest.mark.parametrize(
     "reset,detach,physical", list(itertools.product(RESETS, [False, True], [False, True]))
 )
-@pytest.mark.parametrize("chunk", [1, 3, 7])
-def test_chunked_recomputation_equals_reference(monkeypatch, reset, detach, physical, chunk):
-    x, v0, p, weights = _case(reset, detach, physical, seed=chunk)
-    # chunk steps per saved potential (one step of [B, N] is 6 elements)
-    monkeypatch.setattr(fused, "DEFAULT_CHUNK_ELEMENTS", chunk * v0.numel())
+@pytest.mark.parametrize("block,blocks_per_chunk", [(1, 1), (1, 4), (3, 2), (7, 4)])
+def test_chunked_recomputation_equals_reference(
+    monkeypatch, reset, detach, physical, block, blocks_per_chunk
+):
+    x, v0, p, weights = _case(reset, detach, physical, seed=block)
+    # blocks of `block` steps (one step of [B, N] is 6 elements), a saved potential every
+    # `blocks_per_chunk` blocks; T = 7 leaves partial blocks and chunks
+    monkeypatch.setattr(fused, "DEFAULT_CHUNK_ELEMENTS", block * v0.numel())
+    monkeypatch.setattr(fused, "CHECKPOINT_BLOCKS", blocks_per_chunk)
     got = _grads(x, v0, p, weights, lambda x, v, p: lif_sequence(x, v, p, record_membrane=True))
     _assert_same(got, _grads(x, v0, p, weights, _reference))
 
@@ -123,7 +127,8 @@ def test_saves_only_the_input_and_chunk_start_potentials():
         lif(x)
     big = [t for t in saved if t.numel() >= T * B * N]
     assert len(big) == 1 and big[0].data_ptr() == x.data_ptr()  # the input itself, no copy
-    chunks = -(-T // max(1, fused.DEFAULT_CHUNK_ELEMENTS // (B * N)))
+    block = max(1, fused.DEFAULT_CHUNK_ELEMENTS // (B * N))
+    chunks = -(-T // (fused.CHECKPOINT_BLOCKS * block))
     small = sum(t.numel() for t in saved if t.numel() < T * B * N)
     assert small <= (chunks + 1) * B * N + 2 * N + 1
 
