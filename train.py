@@ -268,11 +268,7 @@ class Metrics:
         """On resume: drop records written after the checkpoint, which will be written again."""
         if not (self.enabled and self.path.exists()):
             return
-        keep = [
-            line
-            for line in self.path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step
-        ]
+        keep = [json.dumps(r) for r in self.history() if r.get("step", 0) <= step]
         tmp = self.path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(line + "\n" for line in keep))
         os.replace(tmp, self.path)
@@ -288,9 +284,16 @@ class Metrics:
                     self.tb.add_scalar(f"{record['kind']}/{k}", v, record.get("step", 0))
 
     def history(self) -> list[dict]:
+        """The records so far; a line cut short by a killed process is skipped."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
 
 
 def new_run_dir(cfg: Config) -> Path:

@@ -107,7 +107,7 @@ class NeuronConfig:
 @dataclass
 class ModelConfig:
     """The network. ``mlp``: [Linear -> LIF -> dropout] per hidden width, then the readout.
-    ``cnn``: [Conv3x3 -> BatchNorm -> LIF -> MaxPool2] per channel count, then the MLP head."""
+    ``cnn``: [Conv3x3 -> MaxPool2 -> BatchNorm -> LIF] per channel count, then the MLP head."""
 
     kind: str = _choices("mlp", "cnn")
     hidden: list[int] = field(default_factory=lambda: [1000])  # fully connected widths

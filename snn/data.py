@@ -147,9 +147,15 @@ def load_mnist(
     """
     from torchvision.datasets import MNIST
 
-    prepare_mnist(root, download)
-    train = MNIST(str(root), train=True, download=False)
-    test = MNIST(str(root), train=False, download=False)
+    raw = prepare_mnist(root, download)
+    try:
+        train = MNIST(str(root), train=True, download=False)
+        test = MNIST(str(root), train=False, download=False)
+    except Exception as e:  # truncated or foreign idx files: torchvision raises various types
+        raise DatasetNotFoundError(
+            f"the MNIST files in {raw} cannot be read ({type(e).__name__}: {e}); delete the "
+            "decompressed files (without .gz) so that they are made again from the .gz files"
+        ) from e
     order = torch.randperm(len(train.data), generator=torch.Generator().manual_seed(split_seed))
     val_idx, train_idx = order[:val_size], order[val_size:]
 

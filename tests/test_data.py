@@ -123,3 +123,12 @@ def test_corrupt_gz_is_reported(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="sha256"):
         prepare_mnist(tmp_path, download=False)
     assert not (raw / "train-labels-idx1-ubyte").exists()
+
+
+def test_unreadable_decompressed_files_are_reported(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in FILES:
+        (raw / name).write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 8)  # a header and nothing else
+    with pytest.raises(DatasetNotFoundError, match="cannot be read"):
+        load_mnist(tmp_path)

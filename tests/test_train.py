@@ -285,3 +285,15 @@ def test_cnn_config_builds_and_learns_a_step():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_metrics_survive_a_line_cut_short(tmp_path):
+    m = train.Metrics(tmp_path, enabled=True, tensorboard=False)
+    for step in (10, 20, 30):
+        m.log({"kind": "train", "step": step, "loss": 1.0 / step})
+    with m.path.open("a") as f:
+        f.write('{"kind": "train", "step": 4')  # the process died mid-write
+    assert [r["step"] for r in m.history()] == [10, 20, 30]
+    m.truncate_after(20)
+    assert [r["step"] for r in m.history()] == [10, 20]
+    assert m.path.read_text().endswith("\n")
