@@ -374,6 +374,12 @@ def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: MN
             model.load_state_dict(state["model"])
         except RuntimeError as e:
             raise CheckpointError(f"{last_path} does not fit the model of {run_dir}: {e}") from e
+        if state.get("device", device.type) != device.type:
+            raise CheckpointError(
+                f"{last_path} was written on {state['device']}, this process runs on "
+                f"{device.type}; resume with device={state['device']} (the random streams of "
+                "the two kinds of device differ)"
+            )
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         set_rng_states(state["rng"], gen)
@@ -394,6 +400,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: MN
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
                     "rng": rng_states(gen),
+                    "device": device.type,
                     "progress": progress.__dict__,
                     "config": config_to_dict(cfg),
                 },

@@ -90,7 +90,8 @@ def raster(
 def firing_rates(rates: dict[str, float], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(1.2 * len(rates) + 3, 3.5))
     names = list(rates)
-    ax.bar(range(len(names)), [rates[n] for n in names])
+    bars = ax.bar(range(len(names)), [rates[n] for n in names])
+    ax.bar_label(bars, fmt="%.3f")
     ax.set_xticks(range(len(names)), [f"layer {n}" for n in names], rotation=30)
     ax.set(ylabel="spikes per neuron per step", title="firing rate on the test set", ylim=(0, 1))
     fig.tight_layout()
