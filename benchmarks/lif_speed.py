@@ -1,0 +1,466 @@
+"""Time and memory of a LIF layer against the ANN floor, snn's reference loop and the peers.
+
+Configurations (issue 6):
+
+* **A**: 784-1000-10, two Linear->LIF layers, T=25, batch 128: forward, cross-entropy on spike
+  counts, backward, Adam step.
+* **B**: Linear(512->2048)->LIF, T=100, batch 32: forward and backward of the spike sum; peak
+  tensor memory from the torch profiler.
+* **C**: the LIF alone on currents [500, 16, 4096]: forward, a weighted sum of the spikes,
+  backward to the input. Run with ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000``
+  so that glibc keeps freed pages and page faults do not swamp the neuron's own cost.
+* **GPU** (only when CUDA is available): the LIF alone on [500, 16, 16384].
+
+The floor is the same network without the neuron's time loop: ReLU for A and B (the Linears on
+``[T*B, in]``), and for C one ``sigmoid`` forward and backward over the same tensor. Each
+configuration runs in fresh processes, one per round; within a round the rows alternate
+iteration by iteration so that load from other processes hits them alike. A row's figure for a
+round is the median of its iterations; the table shows the median, min and max over rounds, and
+the ratio to the floor (the median over rounds of the ratio measured within each round).
+
+Peers (snnTorch, SpikingJelly, Norse) are timed when importable: ``pip install -e .[bench]``, or a
+separate venv with ``PYTHONPATH`` pointing at this repository. Usage::
+
+    python benchmarks/lif_speed.py                 # A, B, C (GPU too when CUDA is there)
+    python benchmarks/lif_speed.py --quick         # 1 round of 3 iterations, for a smoke run
+    python benchmarks/lif_speed.py --configs B --rounds 5 --iters 30 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+CONFIGS = ("A", "B", "C", "GPU")
+MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+PEERS = ("snntorch", "spikingjelly", "norse")
+
+
+# ------------------------------------------------------------------------------------------------
+# Rows: each builder returns a zero-argument step function, or raises ImportError.
+
+
+def _snn_lif(backend: str, compiled: bool = False):
+    """snn's LIF layer; ``compiled`` runs the fused node's torch.compile kernels."""
+    import torch
+
+    import snn
+
+    if not compiled:
+        return snn.LIF(beta=0.9, backend=backend)
+
+    class CompiledLIF(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.p = snn.functional.LIFParameters(beta=0.9)
+
+        def forward(self, x):
+            from snn.fused import fused_lif_sequence
+
+            p = self.p
+            v0 = torch.zeros_like(x[0])
+            spikes, _, _ = fused_lif_sequence(
+                x, v0, p.beta, p.v_th, p.v_rest, p.v_reset, p.reset, p.detach_reset,
+                p.surrogate, False, compiled=True,
+            )  # fmt: skip
+            return spikes
+
+    return CompiledLIF()
+
+
+def _peer_lif(name: str):
+    """A peer's LIF layer as a module mapping [T, B, N] currents to spikes; beta = 0.9,
+    threshold 1, subtract (soft) reset, arctan surrogate where the peer has one."""
+    import torch
+
+    if name == "snntorch":
+        import snntorch
+        from snntorch import surrogate
+
+        class SnnTorchLIF(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lif = snntorch.Leaky(beta=0.9, spike_grad=surrogate.atan())
+
+            def forward(self, x):
+                mem = self.lif.init_leaky()
+                out = []
+                for x_t in x.unbind(0):
+                    spk, mem = self.lif(x_t, mem)
+                    out.append(spk)
+                return torch.stack(out)
+
+        return SnnTorchLIF()
+    if name == "spikingjelly":
+        from spikingjelly.activation_based import functional, neuron, surrogate
+
+        class SpikingJellyLIF(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                # decay_input=False, v_reset=None: v <- v (1 - 1/tau) + x, soft reset
+                self.lif = neuron.LIFNode(
+                    tau=10.0, decay_input=False, v_reset=None,
+                    surrogate_function=surrogate.ATan(), step_mode="m",
+                )  # fmt: skip
+
+            def forward(self, x):
+                functional.reset_net(self.lif)
+                return self.lif(x)
+
+        return SpikingJellyLIF()
+    if name == "norse":
+        import norse.torch as norse
+
+        class NorseLIF(torch.nn.Module):
+            """Norse's sequence LIF (with its synaptic current), its own time loop."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.lif = norse.LIF()
+
+            def forward(self, x):
+                return self.lif(x)[0]
+
+        return NorseLIF()
+    raise ValueError(name)
+
+
+def _norse_box_loop():
+    """Norse's LIFBoxCell (a LIF without synaptic current) in our own unbind loop."""
+    import norse.torch as norse
+    import torch
+
+    cell = norse.LIFBoxCell()
+
+    def run(x):
+        state, out = None, []
+        for x_t in x.unbind(0):
+            spk, state = cell(x_t, state)
+            out.append(spk)
+        return torch.stack(out)
+
+    return run
+
+
+def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list[str]]:
+    """The (name, step) rows of a configuration, and notes on rows that could not be built."""
+    import torch
+
+    notes: list[str] = []
+    rows: list[tuple[str, Callable]] = []
+    gen = torch.Generator().manual_seed(0)
+
+    def add(name: str, build: Callable[[], Callable]) -> None:
+        try:
+            rows.append((name, build()))
+        except ImportError as err:
+            notes.append(
+                f"{name}: not importable here ({err.name or err}); pip install -e .[bench]"
+            )
+
+    if config == "A":
+        T, B, sizes = 25, 128, (784, 1000, 10)
+        x = (torch.rand(T, B, sizes[0], generator=gen) < 0.2).float().to(device)
+        labels = torch.randint(0, sizes[2], (B,), generator=gen).to(device)
+        base = [torch.nn.Linear(sizes[i], sizes[i + 1]).to(device) for i in range(2)]
+
+        def linears():
+            layers = [torch.nn.Linear(lin.in_features, lin.out_features) for lin in base]
+            for new, old in zip(layers, base, strict=True):
+                new.load_state_dict(old.state_dict())
+            return [lin.to(device) for lin in layers]
+
+        def train_step(forward, params):
+            opt = torch.optim.Adam(params, lr=1e-3)
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.cross_entropy(forward(), labels)
+                loss.backward()
+                opt.step()
+
+            return step
+
+        def floor():
+            l1, l2 = linears()
+
+            def forward():
+                h = torch.relu(l1(x.reshape(T * B, -1)))
+                return torch.relu(l2(h)).reshape(T, B, -1).sum(0)
+
+            return train_step(forward, [*l1.parameters(), *l2.parameters()])
+
+        def snn_net(make_lif):
+            def build():
+                l1, l2 = linears()
+                n1, n2 = make_lif(), make_lif()
+                n1.to(device), n2.to(device)
+                params = [*l1.parameters(), *l2.parameters()]
+                return train_step(lambda: n2(l2(n1(l1(x)))).sum(0), params)
+
+            return build
+
+        add("ANN floor (ReLU)", floor)
+        add("snn fused", snn_net(lambda: _snn_lif("fused")))
+        add("snn fused, compiled", snn_net(lambda: _snn_lif("fused", compiled=True)))
+        add("snn reference", snn_net(lambda: _snn_lif("reference")))
+        for peer in PEERS:
+            add(peer, snn_net(lambda peer=peer: _peer_lif(peer)))
+        return rows, notes
+
+    if config == "B":
+        T, B, n_in, n_out = 100, 32, 512, 2048
+        x = torch.rand(T, B, n_in, generator=gen).to(device)
+        base = torch.nn.Linear(n_in, n_out)
+
+        def linear():
+            lin = torch.nn.Linear(n_in, n_out)
+            lin.load_state_dict(base.state_dict())
+            return lin.to(device)
+
+        def floor():
+            lin = linear()
+
+            def step():
+                torch.relu(lin(x.reshape(T * B, n_in))).sum().backward()
+
+            return step
+
+        def snn_net(make_lif):
+            def build():
+                lin, lif = linear(), make_lif()
+                lif.to(device)
+
+                def step():
+                    lif(lin(x)).sum().backward()
+
+                return step
+
+            return build
+
+        add("ANN floor (ReLU)", floor)
+        add("snn fused", snn_net(lambda: _snn_lif("fused")))
+        add("snn fused, compiled", snn_net(lambda: _snn_lif("fused", compiled=True)))
+        add("snn reference", snn_net(lambda: _snn_lif("reference")))
+        for peer in PEERS:
+            add(peer, snn_net(lambda peer=peer: _peer_lif(peer)))
+        return rows, notes
+
+    # C and GPU: the neuron alone
+    T, B, N = (500, 16, 4096) if config == "C" else (500, 16, 16384)
+    x = (torch.rand(T, B, N, generator=gen) * 0.6).to(device).requires_grad_()
+    w = torch.randn(T, B, N, generator=gen).to(device)
+
+    def alone(make):
+        def build():
+            run = make()
+
+            def step():
+                x.grad = None
+                (w * run(x)).sum().backward()
+
+            return step
+
+        return build
+
+    def plain_loop_compiled():
+        from snn.functional import LIFParameters, lif_sequence
+
+        p = LIFParameters(beta=0.9)
+        return torch.compile(lambda x: lif_sequence(x, None, p, backend="reference").spikes)
+
+    add("elementwise floor (sigmoid)", alone(lambda: torch.sigmoid))
+    add("snn fused", alone(lambda: _snn_lif("fused").to(device)))
+    add("snn fused, compiled", alone(lambda: _snn_lif("fused", compiled=True).to(device)))
+    if config == "C":
+        add("snn reference", alone(lambda: _snn_lif("reference")))
+        add("torch.compile of the plain loop", alone(plain_loop_compiled))
+    for peer in ("snntorch", "spikingjelly"):
+        add(peer, alone(lambda peer=peer: _peer_lif(peer).to(device)))
+    if config == "C":
+        add("norse LIFBoxCell, own loop", alone(_norse_box_loop))
+    return rows, notes
+
+
+# ------------------------------------------------------------------------------------------------
+# Measuring, inside one worker process.
+
+
+def peak_tensor_memory(step: Callable, device: str) -> float:
+    """Peak of the tensor memory allocated during one ``step`` (MB), from the torch profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities, profile_memory=True) as prof:
+        step()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(path))
+        events = json.loads(path.read_text())["traceEvents"]
+    want = 1 if device == "cuda" else 0  # the trace's device type: 0 CPU, 1 CUDA
+    memory = [
+        e for e in events if e.get("name") == "[memory]" and e["args"].get("Device Type") == want
+    ]
+    memory.sort(key=lambda e: float(e["ts"]))
+    current = peak = 0
+    for event in memory:
+        current += event["args"]["Bytes"]
+        peak = max(peak, current)
+    return peak / 1e6
+
+
+def worker(config: str, iters: int, warmup: int, memory: bool, threads: int | None) -> dict:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    device = "cuda" if config == "GPU" else "cpu"
+    warnings.filterwarnings("ignore")  # peers' deprecation chatter
+    rows, notes = rows_for(config, device)
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    live = []
+    for name, step in rows:
+        try:
+            started = time.perf_counter()
+            for _ in range(warmup):
+                step()
+            sync()
+            live.append((name, step, time.perf_counter() - started))
+        except Exception as err:  # noqa: BLE001 - report any row that cannot run, keep the rest
+            notes.append(f"{name}: failed ({type(err).__name__}: {str(err).splitlines()[0]})")
+    times: dict[str, list[float]] = {name: [] for name, _, _ in live}
+    for _ in range(iters):
+        for name, step, _ in live:
+            sync()
+            started = time.perf_counter()
+            step()
+            sync()
+            times[name].append(time.perf_counter() - started)
+    peaks = {name: peak_tensor_memory(step, device) for name, step, _ in live} if memory else {}
+    return {
+        "config": config,
+        "rows": [name for name, _, _ in live],
+        "ms": {name: statistics.median(t) * 1e3 for name, t in times.items()},
+        "warmup_s": {name: w for name, _, w in live},
+        "peak_mb": peaks,
+        "notes": notes,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# The driver: one fresh process per configuration and round.
+
+
+def run_rounds(config: str, args: argparse.Namespace) -> list[dict]:
+    env = dict(os.environ)
+    if config == "C":
+        env.update(MALLOC_ENV)
+    repo = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+    results = []
+    for r in range(args.rounds):
+        cmd = [
+            sys.executable, __file__, "--worker", config, "--iters", str(args.iters),
+            "--warmup", str(args.warmup),
+        ]  # fmt: skip
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        if r == 0 and not args.no_memory:
+            cmd.append("--memory")
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"the {config} worker failed:\n{proc.stderr[-3000:]}")
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def report(config: str, results: list[dict]) -> str:
+    first = results[0]
+    floor = first["rows"][0]
+    lines = [
+        f"\n### {config}  (torch {first['torch']}, {first['threads']} threads, "
+        f"{len(results)} rounds x {ITERS[0]} iterations, median per round)",
+        "",
+        "| | median ms | min | max | x floor | peak tensor memory |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in first["rows"]:
+        per_round = [r["ms"][name] for r in results if name in r["ms"]]
+        ratios = [r["ms"][name] / r["ms"][floor] for r in results if name in r["ms"]]
+        peak = first["peak_mb"].get(name)
+        mem = f"{peak:.0f} MB" if peak is not None else "-"
+        lines.append(
+            f"| {name} | {statistics.median(per_round):.1f} | {min(per_round):.1f} | "
+            f"{max(per_round):.1f} | {statistics.median(ratios):.2f} | {mem} |"
+        )
+    for note in first["notes"]:
+        lines.append(f"\n- {note}")
+    compiled = [f"{n}: {w:.0f} s" for n, w in first["warmup_s"].items() if "compile" in n]
+    if compiled:
+        lines.append(f"\n- warm-up including compilation (first round): {', '.join(compiled)}")
+    return "\n".join(lines)
+
+
+ITERS = [20]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", nargs="+", default=["A", "B", "C", "GPU"], choices=CONFIGS)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per config")
+    parser.add_argument("--iters", type=int, default=20, help="timed iterations per round")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument("--quick", action="store_true", help="1 round of 3 iterations")
+    parser.add_argument("--no-memory", action="store_true", help="skip the profiler's memory run")
+    parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
+    parser.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        result = worker(args.worker, args.iters, args.warmup, args.memory, args.threads)
+        print(json.dumps(result))
+        return
+    if args.quick:
+        args.rounds, args.iters, args.warmup = 1, 3, 1
+    ITERS[0] = args.iters
+
+    import torch
+
+    print(f"python {sys.version.split()[0]}, torch {torch.__version__}, {os.cpu_count()} CPUs")
+    for peer in PEERS:
+        try:
+            __import__(peer)
+            print(f"{peer} {importlib.metadata.version(peer)}")
+        except ImportError:
+            print(f"{peer}: not installed (pip install -e .[bench]); its rows are skipped")
+    for config in args.configs:
+        if config == "GPU" and not torch.cuda.is_available():
+            print("\n### GPU\n\nskipped: CUDA is not available on this machine")
+            continue
+        started = time.perf_counter()
+        results = run_rounds(config, args)
+        print(report(config, results))
+        print(f"\n({config} took {time.perf_counter() - started:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
