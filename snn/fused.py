@@ -3,11 +3,13 @@ r"""The fused multi-step LIF: the whole time loop is one autograd node.
 A plain autograd loop keeps, for every step, the graph nodes of the leak, the spike, the reset and
 a copy of each intermediate: about four ``[T, ...]`` tensors for a layer. This node keeps the input
 current (which the caller holds anyway while the layer runs) and the membrane potential at the
-start of every chunk of ``K`` steps (``T / K`` small ``[...]`` tensors), nothing else. Backward
-walks the chunks from last to first; for each it recomputes the pre-spike potentials ``h_t`` of
-its ``K`` steps from the chunk's starting potential (the same operations in the same order as the
-forward, so bitwise the same values), computes the elementwise factors for all ``K`` steps at
-once, and runs the reverse recurrence by hand. Training memory is then that of a ReLU layer.
+start of every chunk of ``K`` steps (``T / K`` tensors of one step's size), nothing else; its
+training memory is then about that of a ReLU layer. Backward walks the chunks from last to first:
+it recomputes the chunk's pre-spike potentials ``h_t`` from the chunk's first potential, with the
+same operations in the same order as the forward (so bitwise the same values), into the chunk's
+slice of the input gradient, which is free until the reverse loop writes it. Then, a block of
+steps at a time, it computes the elementwise factors (surrogate, ``dv/dh``) for all the block's
+steps in one vectorized pass, and runs the reverse recurrence by hand.
 
 With ``delta_t = dL/dv_t`` (the post-reset potential), ``sigma_t = surrogate'(h_t - v_th)`` and
 ``s_t = H(h_t - v_th)``, for ``t = T .. 1``::
@@ -29,7 +31,8 @@ none          ``1``                                       ``0``
 ============  ==========================================  ====================================
 
 Only the multiply-add ``delta_{t-1} = beta * (delta_t * dv_t/dh_t + dL/ds_t * sigma_t)`` is
-sequential; ``sigma``, ``dv/dh`` and the parameter terms are computed a chunk at a time.
+sequential (two operations per step); ``sigma``, ``dv/dh`` and the parameter terms are computed
+a block at a time.
 
 Every step rounds exactly as :func:`snn.functional.lif_step` does (``beta * v`` is rounded
 before ``I_t`` is added: no fused multiply-add), so the spikes equal the reference loop's bit for
@@ -38,12 +41,13 @@ bit and the gradients equal autograd through it to rounding.
 Two executors run the same algorithm:
 
 * **eager** (the default): PyTorch operations writing into preallocated buffers, four per step
-  forward. Needs nothing but PyTorch.
+  forward and six per step backward, plus a handful per block. Needs nothing but PyTorch.
 * **compiled** (``compiled=True``): each chunk of ``K`` steps, forward or backward, is one kernel
-  made by ``torch.compile`` (Inductor: C++/OpenMP on CPU, Triton on GPU), which reads each input
-  and writes each output once. It needs a working C++ compiler on CPU (Triton on GPU), compiles
-  once per shape and configuration (seconds to a minute), and pays off for long runs. If
-  compilation fails it warns once and runs eagerly.
+  made by ``torch.compile`` (Inductor: C++/OpenMP on CPU; Triton on GPU, where the same code
+  should run but has not been tested), which reads each input and writes each output once. It
+  needs a working C++ compiler on CPU (Triton on GPU), compiles once per shape and configuration
+  (seconds to a minute), and pays off for long runs. If compilation fails it warns once and
+  runs eagerly.
 """
 
 from __future__ import annotations
