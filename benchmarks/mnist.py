@@ -47,9 +47,12 @@ def run(name: str, overrides: list[str], out_dir: Path) -> dict:
     shown = " ".join(["python train.py", f"configs/{name}.yaml", *cmd[4:]])
     print(f"\n$ {shown}", flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    lines = []
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True) as proc:
+        for line in proc.stdout:  # stream the epoch lines while keeping them
+            print(line, end="", flush=True)
+            lines.append(line.rstrip("\n"))
     wall = time.perf_counter() - t0
-    print(proc.stdout, end="", flush=True)
     if proc.returncode != 0:
         raise SystemExit(f"{name}: train.py exited with {proc.returncode}")
     (run_dir,) = set(out_dir.glob(f"{name}-*")) - before
@@ -57,9 +60,7 @@ def run(name: str, overrides: list[str], out_dir: Path) -> dict:
     epochs = [r for r in records if r["kind"] == "epoch"]
     (test,) = [r for r in records if r["kind"] == "test"]
     device = next(
-        line.split(",")[0].split(": ")[1]
-        for line in proc.stdout.splitlines()
-        if line.startswith("device: ")
+        line.split(",")[0].split(": ")[1] for line in lines if line.startswith("device: ")
     )
     return {
         "config": name,
