@@ -237,7 +237,8 @@ class NIRGraphModule(nn.Module):
         output_names: list[str],
     ) -> None:
         super().__init__()
-        self.nodes = nn.ModuleDict({_module_key(k): m for k, m in modules.items()})
+        keys = _module_keys(modules)
+        self.nodes = nn.ModuleDict({keys[k]: m for k, m in modules.items()})
         self.node_names = list(order)
         self.inputs = {k: list(v) for k, v in inputs.items()}
         self.input_name = input_name
@@ -261,6 +262,17 @@ class NIRGraphModule(nn.Module):
 def _module_key(name: str) -> str:
     # nn.Module names may not contain "." (NIR names from nirtorch do)
     return name.replace(".", "_") or "_"
+
+
+def _module_keys(names: Iterable[str]) -> dict[str, str]:
+    keys = {name: _module_key(name) for name in names}
+    if len(set(keys.values())) < len(keys):
+        clash = sorted(k for k in keys if list(keys.values()).count(keys[k]) > 1)
+        raise ValueError(
+            f"the NIR node names {clash} collide as torch module names ('.' becomes '_'); "
+            "rename the nodes"
+        )
+    return keys
 
 
 # --------------------------------------------------------------------------------------------
@@ -1044,7 +1056,8 @@ def _build(graph: Any, importer: _Importer) -> nn.Module:
             break
         if nxt in output_names:
             if len(chain) == len(compute) and len(output_names) == 1:
-                return nn.Sequential(OrderedDict((_module_key(k), modules[k]) for k in chain))
+                keys = _module_keys(chain)
+                return nn.Sequential(OrderedDict((keys[k], modules[k]) for k in chain))
             break
         chain.append(nxt)
         current = nxt
