@@ -313,8 +313,16 @@ def peak_tensor_memory(step: Callable, device: str) -> float:
     ]
     memory.sort(key=lambda e: float(e["ts"]))
     current = peak = 0
+    made = set()  # frees of tensors made before the step (an old .grad) do not count
     for event in memory:
-        current += event["args"]["Bytes"]
+        size, addr = event["args"]["Bytes"], event["args"]["Addr"]
+        if size > 0:
+            made.add(addr)
+        elif addr not in made:
+            continue
+        else:
+            made.discard(addr)
+        current += size
         peak = max(peak, current)
     return peak / 1e6
 
