@@ -297,3 +297,39 @@ def test_metrics_survive_a_line_cut_short(tmp_path):
     m.truncate_after(20)
     assert [r["step"] for r in m.history()] == [10, 20]
     assert m.path.read_text().endswith("\n")
+
+
+def test_learnable_beta_and_threshold_get_gradients():
+    from snn.config import load_config
+    from snn.models import build_model, spiking_layers
+
+    cfg = load_config(
+        None,
+        ["model.hidden=[16]", "model.neuron.learn_beta=true", "model.neuron.learn_threshold=true"],
+    )
+    torch.manual_seed(0)
+    model = build_model(cfg.model, train.readout_for(cfg))
+    (lif,) = spiking_layers(model).values()
+    assert lif.beta_logit.shape == lif.threshold.shape == (16,)  # per neuron in an MLP
+    x = (torch.rand(6, 3, 1, 28, 28) < 0.5).float()
+    loss, _ = train.loss_and_scores(model(x), torch.tensor([1, 2, 3]), cfg)
+    loss.backward()
+    assert lif.beta_logit.grad.abs().sum() > 0 and lif.threshold.grad.abs().sum() > 0
+
+    # conv layers learn one beta and one threshold per layer, as PLIF does
+    cfg = load_config(
+        None,
+        [
+            "model.kind=cnn",
+            "model.channels=[4]",
+            "model.hidden=[8]",
+            "model.neuron.learn_beta=true",
+            "model.neuron.learn_threshold=true",
+        ],
+    )
+    model = build_model(cfg.model, train.readout_for(cfg))
+    conv_lif, fc_lif = spiking_layers(model).values()
+    assert conv_lif.beta_logit.shape == () and fc_lif.beta_logit.shape == (8,)
+    loss, _ = train.loss_and_scores(model(x), torch.tensor([1, 2, 3]), cfg)
+    loss.backward()
+    assert conv_lif.beta_logit.grad != 0 and conv_lif.threshold.grad != 0
