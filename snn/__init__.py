@@ -4,18 +4,20 @@
   over a pure functional core (:mod:`snn.functional`).
 * :mod:`snn.surrogate`: surrogate gradients for the spike.
 * :mod:`snn.encode`: Poisson, latency and delta spike encoders.
+* :class:`snn.LeakyIntegrator`: the same membrane without spikes, for readouts.
 * :class:`snn.FoldTime`: run Conv2d, BatchNorm, pooling over ``[T, B, ...]``.
 """
 
 from snn import encode, functional, surrogate
 from snn.fold import FoldTime
 from snn.functional import LIFParameters, LIFSequence
-from snn.neurons import LIF, LIFCell
+from snn.neurons import LIF, LeakyIntegrator, LIFCell
 from snn.nir import export_nir, import_nir
 
 __all__ = [
     "LIF",
     "LIFCell",
+    "LeakyIntegrator",
     "FoldTime",
     "LIFParameters",
     "LIFSequence",

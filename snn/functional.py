@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 RESET_MODES = ("subtract", "zero", "none")
-BACKENDS = ("fused", "reference")
+BACKENDS = ("fused", "compiled", "reference")
 
 
 def physical_beta(tau: float, dt: float, exact: bool = False) -> float:
@@ -228,7 +228,9 @@ def lif_sequence(
 
     ``backend="fused"`` (default) runs the time loop inside one autograd node that keeps only the
     pre-spike potential for backward and runs the reverse recurrence by hand;
-    ``backend="reference"`` is a plain autograd loop over :func:`lif_step`. Both give the same
+    ``backend="compiled"`` runs the same algorithm with each chunk of steps as one
+    ``torch.compile`` kernel (needs a C++ compiler on CPU; compiles once per shape);
+    ``backend="reference"`` is a plain autograd loop over :func:`lif_step`. All give the same
     spikes, states and gradients.
     """
     if x.dim() < 2:
@@ -249,7 +251,7 @@ def lif_sequence(
         )
     if backend == "reference":
         return _reference_sequence(x, state, p, record_membrane)
-    if backend != "fused":
+    if backend not in ("fused", "compiled"):
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     current = x if _is_one(p.gain) else p.gain * x
     spikes, v_last, membrane = fused_lif_sequence(
@@ -263,5 +265,6 @@ def lif_sequence(
         p.detach_reset,
         p.surrogate,
         record_membrane,
+        compiled=backend == "compiled",
     )
     return LIFSequence(spikes, v_last, membrane if record_membrane else None)

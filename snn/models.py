@@ -33,7 +33,7 @@ from torch import Tensor, nn
 import snn
 from snn.config import ModelConfig, NeuronConfig
 
-__all__ = ["TimeDropout", "LeakyReadout", "build_model", "spiking_layers", "READOUTS"]
+__all__ = ["TimeDropout", "build_model", "spiking_layers", "READOUTS"]
 
 READOUTS = ("leaky", "spiking")
 
@@ -59,17 +59,6 @@ class TimeDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
-
-
-class LeakyReadout(nn.Module):
-    """A non-spiking leaky integrator: the membrane ``[T, B, N]`` of ``LIF(reset="none")``."""
-
-    def __init__(self, beta: float) -> None:
-        super().__init__()
-        self.lif = snn.LIF(beta=beta, reset="none")
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.lif.run(x, record_membrane=True).membrane
 
 
 def _lif(n: NeuronConfig, shape: int | None) -> snn.LIF:
@@ -117,7 +106,7 @@ def build_model(cfg: ModelConfig, readout: str, num_classes: int = 10) -> nn.Seq
         width = h
     layers.append(nn.Linear(width, num_classes))
     if readout == "leaky":
-        layers.append(LeakyReadout(cfg.readout_beta))
+        layers.append(snn.LeakyIntegrator(cfg.readout_beta))
     else:
         layers.append(snn.LIF(beta=cfg.readout_beta))
     return nn.Sequential(*layers)

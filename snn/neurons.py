@@ -35,7 +35,7 @@ from snn.functional import (
     physical_beta,
 )
 
-__all__ = ["LIF", "LIFCell"]
+__all__ = ["LIF", "LIFCell", "LeakyIntegrator"]
 
 # learnable decays stay inside (0, 1) through beta = sigmoid(w) (Fang et al., 2021, PLIF);
 # the initial beta is clamped this far from 0 and 1 so that w is finite
@@ -80,8 +80,10 @@ class _LIFBase(nn.Module):
         self.learn_beta = bool(learn_beta)
         self.learn_threshold = bool(learn_threshold)
         self.check_input = bool(check_input)
-        self._dt: float | None = None  # set by physical(), only to report tau in extra_repr
+        # set by physical(): the time step, the discretization and the tau it was given
+        self._dt: float | None = None
         self._exact = False
+        self._tau: float | None = None
 
         factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
         self._init_beta = self._initial_tensor("beta", beta, factory)
@@ -145,7 +147,7 @@ class _LIFBase(nn.Module):
             reset=reset,
             **kwargs,
         )
-        layer._dt, layer._exact = float(dt), exact
+        layer._dt, layer._exact, layer._tau = float(dt), exact, float(tau)
         return layer
 
     def reset_parameters(self) -> None:
@@ -164,11 +166,24 @@ class _LIFBase(nn.Module):
         return torch.sigmoid(self.beta_logit) if self.learn_beta else self.beta_fixed
 
     @property
+    def dt(self) -> float | None:
+        """The time step of the physical form (``None`` for the deep-learning form)."""
+        return self._dt
+
+    @property
+    def exact(self) -> bool:
+        """Whether the physical form uses the exponential (``True``) or Euler discretization."""
+        return self._exact
+
+    @property
     def tau(self) -> Tensor | None:
-        """The membrane time constant implied by beta and dt (physical form only)."""
+        """The membrane time constant (physical form only): the one given to :meth:`physical`
+        while beta is fixed, else the one implied by the current beta and dt."""
         if self._dt is None:
             return None
         b = self.beta.detach()
+        if self._tau is not None and not self.learn_beta:
+            return torch.full_like(b, self._tau)
         return -self._dt / torch.log(b) if self._exact else self._dt / (1 - b)
 
     def parameters_for(self, x: Tensor) -> LIFParameters:
@@ -336,3 +351,44 @@ class LIFCell(_LIFBase):
             )
         self._check_features(x.shape[1:], "[B, ...]")
         return lif_step(x, state, self.parameters_for(x))
+
+
+class LeakyIntegrator(nn.Module):
+    r"""NIR's ``LI`` (and ``I``): ``tau dv/dt = (v_leak - v) + R I`` without spikes or reset.
+
+    A readout layer for rate-free classification and the import target of NIR's ``LI``/``I``.
+    Maps ``[T, B, ...]`` input currents to the membrane potential ``[T, B, ...]`` after each
+    step: ``v_t = v_leak + beta (v_{t-1} - v_leak) + gain x_t`` from ``v_0 = v_leak``, run by an
+    :class:`snn.LIF` with ``reset="none"`` and an infinite threshold (so the LIF math stays in
+    :mod:`snn.functional`). ``beta`` and ``gain`` may be per neuron. ``beta = 1`` is the
+    integrator ``I``.
+
+    Example::
+
+        >>> import torch
+        >>> li = LeakyIntegrator(beta=0.5, gain=1.0)
+        >>> li(torch.ones(3, 1, 1)).flatten().tolist()
+        [1.0, 1.5, 1.75]
+    """
+
+    def __init__(
+        self,
+        beta: float | Tensor,
+        gain: float | Tensor = 1.0,
+        v_leak: float = 0.0,
+        *,
+        shape: tuple[int, ...] | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.lif = LIF(beta, math.inf, reset="none", v_rest=v_leak, shape=shape, dtype=dtype)
+        gain_t = torch.as_tensor(gain, dtype=dtype or torch.get_default_dtype())
+        self.register_buffer("gain", gain_t.expand(shape).clone() if shape else gain_t)
+
+    def forward(self, x: Tensor) -> Tensor:
+        current = x * self.gain.to(x.dtype)
+        return self.lif.run(current, record_membrane=True).membrane
+
+    def extra_repr(self) -> str:
+        g = self.gain
+        return f"gain={g.item():.4g}" if g.numel() == 1 else f"gain=<per-neuron {tuple(g.shape)}>"

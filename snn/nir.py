@@ -91,7 +91,7 @@ from torch import Tensor, nn
 
 from snn import surrogate as _surrogate
 from snn.fold import FoldTime
-from snn.neurons import LIF, LIFCell
+from snn.neurons import LIF, LeakyIntegrator, LIFCell
 
 if TYPE_CHECKING:  # pragma: no cover
     import nir
@@ -99,7 +99,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "export_nir",
     "import_nir",
-    "LeakyIntegrator",
     "Threshold",
     "Scale",
     "NIRGraphModule",
@@ -129,45 +128,6 @@ def _nir():
 # --------------------------------------------------------------------------------------------
 # modules that NIR primitives without an snn.LIF counterpart import to
 # --------------------------------------------------------------------------------------------
-
-
-class LeakyIntegrator(nn.Module):
-    r"""NIR's ``LI`` (and ``I``): ``tau dv/dt = (v_leak - v) + R I`` without spikes or reset.
-
-    Maps ``[T, B, ...]`` input currents to the membrane potential ``[T, B, ...]`` after each
-    step: ``v_t = v_leak + beta (v_{t-1} - v_leak) + gain x_t`` from ``v_0 = v_leak``, run by an
-    :class:`snn.LIF` with ``reset="none"`` and an infinite threshold (so the LIF math stays in
-    :mod:`snn.functional`). ``beta`` and ``gain`` may be per neuron. ``beta = 1`` is the
-    integrator ``I``.
-
-    Example::
-
-        >>> li = LeakyIntegrator(beta=0.5, gain=1.0)
-        >>> li(torch.ones(3, 1, 1)).flatten().tolist()
-        [1.0, 1.5, 1.75]
-    """
-
-    def __init__(
-        self,
-        beta: float | Tensor,
-        gain: float | Tensor = 1.0,
-        v_leak: float = 0.0,
-        *,
-        shape: tuple[int, ...] | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
-        self.lif = LIF(beta, math.inf, reset="none", v_rest=v_leak, shape=shape, dtype=dtype)
-        gain_t = torch.as_tensor(gain, dtype=dtype or torch.get_default_dtype())
-        self.register_buffer("gain", gain_t.expand(shape).clone() if shape else gain_t)
-
-    def forward(self, x: Tensor) -> Tensor:
-        current = x * self.gain.to(x.dtype)
-        return self.lif.run(current, record_membrane=True).membrane
-
-    def extra_repr(self) -> str:
-        g = self.gain
-        return f"gain={g.item():.4g}" if g.numel() == 1 else f"gain=<per-neuron {tuple(g.shape)}>"
 
 
 class Threshold(nn.Module):
@@ -285,8 +245,7 @@ _LEAVES = (LIF, LIFCell, FoldTime, LeakyIntegrator, Threshold, Scale)
 
 class _Tracer(torch.fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        leaf = isinstance(m, _LEAVES) or _is_leaky_readout(m)
-        return leaf or super().is_leaf_module(m, qualname)
+        return isinstance(m, _LEAVES) or super().is_leaf_module(m, qualname)
 
 
 class _ShapeRecorder(torch.fx.Interpreter):
@@ -339,7 +298,7 @@ class _Exporter:
         self.graph_dt: float | None = None
 
     def resolve_dt(self, lif_layers: Iterable[tuple[str, LIF | LeakyIntegrator]]) -> None:
-        physical = {name: layer._dt for name, layer in lif_layers if getattr(layer, "_dt", None)}
+        physical = {name: layer.dt for name, layer in lif_layers if getattr(layer, "dt", None)}
         dts = set(physical.values())
         if len(dts) > 1:
             raise ValueError(
@@ -429,9 +388,6 @@ class _Exporter:
             return self.lif(name, module, out_shape[first:])
         if isinstance(module, LeakyIntegrator):
             return self.leaky_integrator(name, module, out_shape[first:])
-        if _is_leaky_readout(module):  # snn.models.LeakyReadout: the membrane of LIF(reset="none")
-            fields, meta = self.neuron(name, module.lif, out_shape[first:])
-            return [("", self.nir.LI(**fields, metadata=meta))]
         if isinstance(module, Threshold):
             thr = _float64(module.threshold, out_shape[first:])
             return [("", nir.Threshold(threshold=thr))]
@@ -501,13 +457,17 @@ class _Exporter:
         """NIR's ``tau, r, v_leak`` (per neuron) and the node metadata for an snn.LIF."""
         dt = self.graph_dt
         beta = _float64(layer.beta, shape)
-        exact = bool(layer._exact) if layer._dt is not None else False
+        exact = layer.exact
         if layer.r is not None:  # physical form (or a deep form given r): gain r (1 - beta)
             r = np.full(shape, float(layer.r))
         else:  # deep-learning form: gain 1
             r = 1.0 / (1.0 - beta)
         fields = dict(
-            tau=self.tau_from_beta(name, beta, dt, exact),
+            tau=(
+                _float64(layer.tau, shape)
+                if layer.dt is not None
+                else self.tau_from_beta(name, beta, dt, exact)
+            ),
             r=r,
             v_leak=np.full(shape, layer.v_rest),
         )
@@ -576,12 +536,6 @@ class _Exporter:
         return f"export_nir cannot map module '{name}' of type {kind} to a NIR node: {hint}"
 
 
-def _is_leaky_readout(module: nn.Module) -> bool:
-    from snn.models import LeakyReadout  # late: snn.models imports the whole package
-
-    return isinstance(module, LeakyReadout)
-
-
 def _device_of(module: nn.Module) -> torch.device:
     for tensor in (*module.parameters(), *module.buffers()):
         return tensor.device
@@ -645,7 +599,7 @@ def export_nir(
             f"sample_input must be a time-first tensor [T, B, ...] with at least one feature "
             f"dim, got {type(sample_input).__name__} of shape {shape}"
         )
-    root = nn.Sequential(model) if isinstance(model, _LEAVES) or _is_leaky_readout(model) else model
+    root = nn.Sequential(model) if isinstance(model, _LEAVES) else model
     modes = {m: m.training for m in model.modules()}
     model.eval()  # trace and run what inference runs: no dropout, BatchNorm's running statistics
     try:

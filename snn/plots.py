@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure  # no pyplot: never switches a notebook's backend
+from torch import nn
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import snn
 
 __all__ = ["curves", "raster", "firing_rates", "confusion", "make_all"]
 
@@ -25,7 +24,8 @@ __all__ = ["curves", "raster", "firing_rates", "confusion", "make_all"]
 def curves(history: list[dict], path: Path) -> None:
     epochs = [r for r in history if r.get("kind") == "epoch"]
     steps = [r for r in history if r.get("kind") == "train"]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig = Figure(figsize=(14, 4))
+    axes = fig.subplots(1, 3)
     ax = axes[0]
     if steps:
         ax.plot([r["step"] for r in steps], [r["loss"] for r in steps], lw=0.8)
@@ -43,7 +43,6 @@ def curves(history: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def raster(
@@ -57,7 +56,8 @@ def raster(
 ) -> None:
     """``images [k, 28, 28]``, ``hidden_spikes [T, k, N]``, ``output [T, k, 10]``."""
     k = len(images)
-    fig, axes = plt.subplots(k, 3, figsize=(12, 2.3 * k), squeeze=False)
+    fig = Figure(figsize=(12, 2.3 * k))
+    axes = fig.subplots(k, 3, squeeze=False)
     for i in range(k):
         axes[i, 0].imshow(images[i].cpu(), cmap="gray")
         axes[i, 0].set(xticks=[], yticks=[], title=f"label {int(labels[i])}")
@@ -84,11 +84,11 @@ def raster(
         ax.set_xlabel("time step")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def firing_rates(rates: dict[str, float], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(1.2 * len(rates) + 3, 3.5))
+    fig = Figure(figsize=(1.2 * len(rates) + 3, 3.5))
+    ax = fig.subplots()
     names = list(rates)
     bars = ax.bar(range(len(names)), [rates[n] for n in names])
     ax.bar_label(bars, fmt="%.3f")
@@ -96,13 +96,13 @@ def firing_rates(rates: dict[str, float], path: Path) -> None:
     ax.set(ylabel="spikes per neuron per step", title="firing rate on the test set", ylim=(0, 1))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def confusion(labels: torch.Tensor, predictions: torch.Tensor, path: Path) -> None:
     cm = torch.zeros(10, 10, dtype=torch.long)
     cm.index_put_((labels.cpu(), predictions.cpu()), torch.ones_like(labels.cpu()), accumulate=True)
-    fig, ax = plt.subplots(figsize=(6, 5.5))
+    fig = Figure(figsize=(6, 5.5))
+    ax = fig.subplots()
     ax.imshow(torch.log1p(cm.float()), cmap="Blues")
     for i in range(10):
         for j in range(10):
@@ -118,7 +118,6 @@ def confusion(labels: torch.Tensor, predictions: torch.Tensor, path: Path) -> No
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 @torch.no_grad()
@@ -134,7 +133,7 @@ def make_all(
     num_digits: int = 4,
 ) -> None:
     """All four plots; ``test`` is the EvalResult of the model on the test set."""
-    from snn.models import LeakyReadout, spiking_layers
+    from snn.models import spiking_layers
 
     run_dir = Path(run_dir)
     curves(history, run_dir / "curves.png")
@@ -143,7 +142,7 @@ def make_all(
 
     hidden = [m for m in spiking_layers(model).values()]
     # the last hidden layer is the last spiking one, unless the output itself spikes
-    leaky = isinstance(model[-1], LeakyReadout)
+    leaky = isinstance(model[-1], snn.LeakyIntegrator)
     last_hidden = hidden[-1] if leaky else hidden[-2] if len(hidden) > 1 else hidden[-1]
     seen = {}
     handle = last_hidden.register_forward_hook(lambda m, a, out: seen.update(spikes=out))

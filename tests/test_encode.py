@@ -46,6 +46,8 @@ def test_poisson_rejects_bad_input():
         encode.poisson(torch.ones(3, dtype=torch.uint8), 4)
     with pytest.raises(ValueError, match="NaN"):
         encode.poisson(torch.tensor([0.5, math.nan]), 4)
+    # the scan can be switched off; NaN then compares false and never spikes
+    assert encode.poisson(torch.tensor([math.nan]), 4, check_input=False).sum() == 0
 
 
 def test_latency_linear_spike_times():

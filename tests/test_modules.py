@@ -138,6 +138,8 @@ def test_physical_tau_is_reported_and_learnable():
         tau=10.0, dt=0.1, v_rest=-65.0, v_reset=-70.0, v_th=-50.0, r=100.0, exact=True
     )
     assert exact.beta.item() == pytest.approx(math.exp(-0.01))
+    assert exact.tau.item() == 10.0 and exact.dt == 0.1 and exact.exact  # as given, not rebuilt
+    assert snn.LIF(beta=0.9).tau is None and snn.LIF(beta=0.9).dt is None
     assert "tau=10" in repr(lif) and "exact=True" in repr(exact)
 
 
@@ -265,3 +267,13 @@ def test_fold_time_applies_stateless_layers_over_time():
     torch.testing.assert_close(y[4, 2], conv(x[4, 2][None])[0])
     with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\]"):
         snn.FoldTime(conv)(torch.rand(3))
+
+
+def test_leaky_integrator_is_the_membrane_without_spikes():
+    li = snn.LeakyIntegrator(beta=0.8, gain=2.0)
+    x = torch.rand(30, 2, 3, dtype=torch.float64)
+    v, expected = torch.zeros(2, 3, dtype=torch.float64), []
+    for x_t in x:  # v_t = beta v_{t-1} + gain x_t, no threshold, no reset
+        v = 0.8 * v + 2.0 * x_t
+        expected.append(v)
+    torch.testing.assert_close(li(x), torch.stack(expected))
