@@ -20,8 +20,26 @@ optimizer and scheduler, are in ``last.pt``, so on CPU a run killed mid-epoch an
 with bitwise the same weights as one never stopped. Evaluation uses its own generator and
 touches none of these states.
 
+Several processes (data-parallel, DistributedDataParallel)::
+
+    torchrun --standalone --nproc_per_node=2 train.py configs/smoke.yaml
+
+``data.batch_size`` stays the global batch: each of the N ranks takes ``batch_size / N`` images
+(an error if N does not divide it), a disjoint shard of the same permutation, so rank r of step k
+sees every N-th image of the single-process batch k and the averaged gradient is that of the same
+global batch. Backend: nccl on CUDA (one GPU per rank, ``cuda:LOCAL_RANK``), gloo on CPU. Only
+rank 0 prints, logs and writes checkpoints; the epoch's training loss and accuracy are summed over
+ranks. Per-rank seeding: rank r's Poisson generator is seeded with ``encoding_seed(seed, r)``, so
+ranks never draw the same spikes; the N generator states are gathered into ``last.pt`` and a run
+resumes only with the same N. Dropout masks and BatchNorm statistics are per rank, so with dropout
+or the CNN N processes are statistically, not bitwise, equal to one.
+
+Interrupts: Ctrl-C (SIGINT, or SIGTERM) finishes the current step, writes ``last.pt`` and exits
+with code 130; ``--resume`` continues. ``last.pt`` carries a sha256; the one it replaced is kept as
+``last.prev.pt``, and a resume from a corrupt ``last.pt`` says so and falls back to it.
+
 Exit codes: 0 done, 2 bad config / missing dataset / unusable checkpoint (reported before any
-training starts), 1 anything else (such as a diverged loss).
+training starts), 130 interrupted (checkpoint written), 1 anything else (such as a diverged loss).
 """
 
 from __future__ import annotations
@@ -32,18 +50,21 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as td
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
 import snn
-from snn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from snn.checkpoint import CheckpointError, load_checkpoint, previous_path, save_checkpoint
 from snn.config import (
     Config,
     ConfigError,
@@ -68,8 +89,12 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss): the message names the step; checkpoints are kept."""
 
 
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived; last.pt holds the state after the step that was running."""
+
+
 # ---------------------------------------------------------------------------------------------
-# process context: one process today; torchrun/DDP plugs in here
+# process context: torchrun sets RANK, LOCAL_RANK and WORLD_SIZE
 
 
 @dataclass
@@ -78,16 +103,33 @@ class Dist:
 
     rank: int = 0
     world_size: int = 1
+    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
 
 def dist_context() -> Dist:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("multi-process training (torchrun) is not supported by this train.py yet")
+    """The rank and world size torchrun gave this process (one process without torchrun)."""
+    env = os.environ
+    world = int(env.get("WORLD_SIZE", "1"))
+    if world > 1:
+        return Dist(int(env["RANK"]), world, int(env.get("LOCAL_RANK", env["RANK"])))
     return Dist()
+
+
+def init_distributed(dist: Dist, device: torch.device) -> None:
+    """Join the process group: nccl for CUDA devices, gloo for CPU."""
+    if not dist.active or td.is_initialized():
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    td.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 def encoding_seed(seed: int, rank: int) -> int:
@@ -95,9 +137,11 @@ def encoding_seed(seed: int, rank: int) -> int:
     return seed * 1_000_003 + 7919 * (rank + 1)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, dist: Dist | None = None) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if dist is not None and dist.active and name == "cuda":
+        name = f"cuda:{dist.local_rank}"  # one GPU per rank on each node
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(
@@ -143,9 +187,45 @@ def loss_and_scores(out: Tensor, y: Tensor, cfg: Config) -> tuple[Tensor, Tensor
 
 
 def encode(images: Tensor, cfg: Config, generator: torch.Generator) -> Tensor:
-    """uint8 images ``[B, 28, 28]`` -> Poisson spikes ``[T, B, 1, 28, 28]`` on their device."""
+    """uint8 images ``[B, 28, 28]`` -> spikes ``[T, B, 1, 28, 28]`` on their device."""
     x = images.float().div_(255).unsqueeze(1)
+    if cfg.encoding.kind == "latency":
+        return snn.encode.latency(x, cfg.encoding.num_steps)
     return snn.encode.poisson(x, cfg.encoding.num_steps, cfg.encoding.gain, generator=generator)
+
+
+def firing_rate_warnings(rates: dict[str, float]) -> list[str]:
+    """Messages for spiking layers whose mean firing rate is stuck at 0 (dead) or 1 (saturated):
+    both pass no gradient through the surrogate's narrow peak, so training silently stalls."""
+    out = []
+    for name, rate in rates.items():
+        if rate <= 0.0:
+            out.append(
+                f"spiking layer {name} never fired on the validation set (dead neurons): lower "
+                "model.neuron.threshold, raise encoding.gain or check the weight init / lr"
+            )
+        elif rate >= 1.0:
+            out.append(
+                f"spiking layer {name} fired at every step on the validation set (saturated): "
+                "raise model.neuron.threshold or lower optim.lr"
+            )
+    return out
+
+
+def fault_point(name: str) -> None:
+    """A test hook: with ``SNN_TEST_PAUSE=<name>:<n>`` in the environment, the n-th time this
+    point is reached the process touches ``$SNN_TEST_PAUSE_FILE`` and sleeps, so that a crash test
+    can SIGKILL it exactly there. Unset, it costs one dict lookup."""
+    spec = os.environ.get("SNN_TEST_PAUSE")
+    if not spec or spec.partition(":")[0] != name:
+        return
+    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
+    if _FAULT_COUNTS[name] == int(spec.partition(":")[2] or 1):
+        Path(os.environ["SNN_TEST_PAUSE_FILE"]).touch()
+        time.sleep(600)
+
+
+_FAULT_COUNTS: dict[str, int] = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,6 +308,7 @@ def evaluate(
             )
             with autocast(cfg, device):
                 out = model(encode(x, cfg, gen))
+            fault_point("eval")
             loss, scores = loss_and_scores(out, y, cfg)
             total_loss += float(loss) * len(y)
             preds.append(scores.argmax(1))
@@ -330,6 +411,66 @@ def set_rng_states(states: dict, gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def all_rng_states(gen: torch.Generator, dist: Dist) -> list[dict]:
+    """Every rank's random states, in rank order (a collective: all ranks must call it)."""
+    mine = rng_states(gen)
+    if not dist.active:
+        return [mine]
+    mine = {k: (v.cpu() if isinstance(v, Tensor) else v) for k, v in mine.items()}
+    gathered: list = [None] * dist.world_size
+    td.all_gather_object(gathered, mine)
+    return gathered
+
+
+def load_resume_state(run_dir: Path, device: torch.device) -> dict:
+    """last.pt, or, if it is corrupt, last.prev.pt, saying so on stderr; never a damaged file."""
+    required = ("model", "optimizer", "scheduler", "rng", "progress")
+    last = run_dir / "last.pt"
+    try:
+        return load_checkpoint(last, required, map_location=device)
+    except CheckpointError as e:
+        prev = previous_path(last)
+        if not prev.is_file():
+            raise
+        print(
+            f"warning: {e}\nwarning: resuming from the previous checkpoint {prev}", file=sys.stderr
+        )
+        return load_checkpoint(prev, required, map_location=device)
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the training loop checks it between steps."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._old: dict = {}
+
+    def __enter__(self) -> StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.set:  # a second Ctrl-C: the user does not want to wait for the step
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def agreed(self, dist: Dist, device: torch.device) -> bool:
+        """Whether any rank was interrupted, so that all ranks stop after the same step."""
+        if not dist.active:
+            return self.set
+        flag = torch.tensor([float(self.set)], device=device)
+        td.all_reduce(flag)
+        return bool(flag.item())
+
+
 # ---------------------------------------------------------------------------------------------
 # training
 
@@ -341,11 +482,29 @@ class Progress:
     epoch: int = 0  # the epoch in progress
     step: int = 0  # the next step within that epoch
     global_step: int = 0
-    loss_sum: float = 0.0  # running sums of the epoch in progress
+    loss_sum: float = 0.0  # running sums of the epoch in progress (this rank's)
     correct: int = 0
     seen: int = 0
     best_val_acc: float = -1.0
     best_epoch: int = -1
+
+
+def per_rank_batch(cfg: Config, dist: Dist) -> int:
+    if cfg.data.batch_size % dist.world_size:
+        raise ConfigError(
+            f"data.batch_size={cfg.data.batch_size} is the global batch and must be divisible by "
+            f"the {dist.world_size} processes; use a multiple of {dist.world_size}"
+        )
+    return cfg.data.batch_size // dist.world_size
+
+
+def summed(values: list[float], dist: Dist, device: torch.device) -> list[float]:
+    """``values`` summed over ranks (float64, so counts stay exact)."""
+    if not dist.active:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    td.all_reduce(t)
+    return t.tolist()
 
 
 def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: MNISTSplits) -> int:
@@ -354,7 +513,8 @@ def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: MN
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, readout_for(cfg)).to(device)
     opt = make_optimizer(cfg, model)
-    steps_per_epoch = num_batches(len(data.train_labels), cfg.data.batch_size, dist.world_size)
+    batch = per_rank_batch(cfg, dist)
+    steps_per_epoch = num_batches(len(data.train_labels), batch, dist.world_size)
     if steps_per_epoch == 0:
         raise ConfigError(
             f"data.batch_size={cfg.data.batch_size} is larger than the "
@@ -366,10 +526,8 @@ def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: MN
     progress = Progress()
 
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if last_path.exists():
-        state = load_checkpoint(
-            last_path, ("model", "optimizer", "scheduler", "rng", "progress"), map_location=device
-        )
+    if last_path.exists() or previous_path(last_path).exists():
+        state = load_resume_state(run_dir, device)
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as e:
@@ -380,141 +538,175 @@ def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: MN
                 f"{device.type}; resume with device={state['device']} (the random streams of "
                 "the two kinds of device differ)"
             )
+        ranks = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+        if len(ranks) != dist.world_size:
+            raise CheckpointError(
+                f"{last_path} was written by {len(ranks)} process(es), this run has "
+                f"{dist.world_size}; resume with --nproc_per_node={len(ranks)} (each rank's "
+                "data shard and spikes depend on the number of processes)"
+            )
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        set_rng_states(state["rng"], gen)
+        set_rng_states(ranks[dist.rank], gen)
         progress = Progress(**state["progress"])
+        if "rank_sums" in state:  # each rank's running sums of the epoch in progress
+            progress.loss_sum, progress.correct, progress.seen = state["rank_sums"][dist.rank]
         metrics.truncate_after(progress.global_step)
         if is_main:
             print(f"resumed {run_dir} at epoch {progress.epoch + 1}, step {progress.step}")
     if is_main:
         params = sum(p.numel() for p in model.parameters())
-        print(f"run folder: {run_dir}\ndevice: {device}, {params:,} parameters")
+        where = f", {dist.world_size} processes" if dist.active else ""
+        print(f"run folder: {run_dir}\ndevice: {device}{where}, {params:,} parameters")
         print(model)
+    # DDP broadcasts rank 0's weights at construction and averages gradients in backward
+    net = nn.parallel.DistributedDataParallel(model) if dist.active else model
 
     def save_last() -> None:
+        rng = all_rng_states(gen, dist)
+        sums = [(progress.loss_sum, progress.correct, progress.seen)]
+        if dist.active:
+            sums = [None] * dist.world_size
+            td.all_gather_object(sums, (progress.loss_sum, progress.correct, progress.seen))
         if is_main:
             save_checkpoint(
                 {
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
-                    "rng": rng_states(gen),
+                    "rng": rng,
+                    "rank_sums": sums,
                     "device": device.type,
                     "progress": progress.__dict__,
                     "config": config_to_dict(cfg),
                 },
                 last_path,
+                keep_previous=True,
+                during_write=lambda: fault_point("save"),
             )
 
     model.train()
-    while progress.epoch < cfg.train.epochs:
-        epoch = progress.epoch
-        order = epoch_order(
-            len(data.train_labels), epoch, cfg.seed, cfg.data.batch_size, dist.rank, dist.world_size
-        ).to(device)
-        bar = tqdm(
-            total=steps_per_epoch,
-            initial=progress.step,
-            desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-            disable=not (is_main and cfg.log.progress),
-            dynamic_ncols=True,
-            leave=False,
-        )
-        t0, samples = time.perf_counter(), 0
-        while progress.step < steps_per_epoch:
-            idx = order[progress.step]
-            x, y = data.train_images[idx], data.train_labels[idx]
-            with autocast(cfg, device):
-                out = model(encode(x, cfg, gen))
-            loss, scores = loss_and_scores(out, y, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            opt.step()
-            sched.step()
-
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise TrainingError(
-                    f"the loss became {loss_value} at step {progress.global_step + 1} (epoch "
-                    f"{epoch + 1}); {last_path} holds the last good state. Lower optim.lr or set "
-                    "optim.grad_clip"
-                )
-            correct = int((scores.argmax(1) == y).sum())
-            progress.step += 1
-            progress.global_step += 1
-            progress.loss_sum += loss_value * len(y)
-            progress.correct += correct
-            progress.seen += len(y)
-            samples += len(y)
-            rate = samples / (time.perf_counter() - t0)
-            bar.update(1)
-            bar.set_postfix(
-                loss=f"{loss_value:.4f}", acc=f"{correct / len(y):.3f}", samples_s=f"{rate:.0f}"
+    with StopFlag() as stop:
+        while progress.epoch < cfg.train.epochs:
+            epoch = progress.epoch
+            order = epoch_order(
+                len(data.train_labels), epoch, cfg.seed, batch, dist.rank, dist.world_size
+            ).to(device)
+            bar = tqdm(
+                total=steps_per_epoch,
+                initial=progress.step,
+                desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                disable=not (is_main and cfg.log.progress),
+                dynamic_ncols=True,
+                leave=False,
             )
-            if progress.global_step % cfg.log.log_every == 0:
-                metrics.log(
-                    {
-                        "kind": "train",
-                        "step": progress.global_step,
-                        "epoch": epoch + progress.step / steps_per_epoch,
-                        "loss": loss_value,
-                        "acc": correct / len(y),
-                        "lr": sched.get_last_lr()[0],
-                        "samples_per_s": rate * dist.world_size,
-                    }
-                )
-            if (
-                progress.global_step % cfg.train.checkpoint_every == 0
-                and progress.step < steps_per_epoch
-            ):
-                save_last()
-        bar.close()
-        seconds = time.perf_counter() - t0
+            t0, samples = time.perf_counter(), 0
+            while progress.step < steps_per_epoch:
+                idx = order[progress.step]
+                x, y = data.train_images[idx], data.train_labels[idx]
+                with autocast(cfg, device):
+                    out = net(encode(x, cfg, gen))
+                loss, scores = loss_and_scores(out, y, cfg)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                fault_point("step")
+                if cfg.optim.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):  # before opt.step: the weights stay finite
+                    raise TrainingError(
+                        f"the loss became {loss_value} at step {progress.global_step + 1} (epoch "
+                        f"{epoch + 1}); {last_path} holds the last good state. Lower optim.lr or "
+                        "set optim.grad_clip"
+                    )
+                opt.step()
+                sched.step()
 
-        val = evaluate(model, data.val_images, data.val_labels, cfg, device)
-        train_loss = progress.loss_sum / max(1, progress.seen)
-        train_acc = progress.correct / max(1, progress.seen)
-        is_best = val.accuracy > progress.best_val_acc
-        record = {
-            "kind": "epoch",
-            "step": progress.global_step,
-            "epoch": epoch + 1,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "val_loss": val.loss,
-            "val_acc": val.accuracy,
-            "lr": sched.get_last_lr()[0],
-            "seconds": seconds,
-            "samples_per_s": samples * dist.world_size / seconds,
-            "rates": val.rates,
-        }
-        metrics.log(record)
-        if is_main:
-            print(
-                f"epoch {epoch + 1:>3}/{cfg.train.epochs}  train loss {train_loss:.4f} "
-                f"acc {100 * train_acc:.2f}%  val loss {val.loss:.4f} acc "
-                f"{100 * val.accuracy:.2f}%  lr {record['lr']:.2e}  {seconds:.1f} s "
-                f"({record['samples_per_s']:.0f} samples/s)" + ("  *best" if is_best else ""),
-                flush=True,
+                correct = int((scores.argmax(1) == y).sum())
+                progress.step += 1
+                progress.global_step += 1
+                progress.loss_sum += loss_value * len(y)
+                progress.correct += correct
+                progress.seen += len(y)
+                samples += len(y) * dist.world_size
+                rate = samples / (time.perf_counter() - t0)
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{loss_value:.4f}", acc=f"{correct / len(y):.3f}", samples_s=f"{rate:.0f}"
+                )
+                if progress.global_step % cfg.log.log_every == 0:
+                    metrics.log(
+                        {
+                            "kind": "train",
+                            "step": progress.global_step,
+                            "epoch": epoch + progress.step / steps_per_epoch,
+                            "loss": loss_value,  # rank 0's share of the batch
+                            "acc": correct / len(y),
+                            "lr": sched.get_last_lr()[0],
+                            "samples_per_s": rate,
+                        }
+                    )
+                interrupted = stop.agreed(dist, device)
+                if interrupted or (
+                    progress.global_step % cfg.train.checkpoint_every == 0
+                    and progress.step < steps_per_epoch
+                ):
+                    save_last()
+                if interrupted:
+                    bar.close()
+                    raise Interrupted(
+                        f"interrupted: {last_path} holds step {progress.global_step}; continue "
+                        f"with python train.py --resume {run_dir}"
+                    )
+            bar.close()
+            seconds = time.perf_counter() - t0
+
+            val = evaluate(model, data.val_images, data.val_labels, cfg, device)
+            loss_sum, correct_sum, seen_sum = summed(
+                [progress.loss_sum, progress.correct, progress.seen], dist, device
             )
-        if is_best:
-            progress.best_val_acc, progress.best_epoch = val.accuracy, epoch + 1
+            train_loss = loss_sum / max(1, seen_sum)
+            train_acc = correct_sum / max(1, seen_sum)
+            is_best = val.accuracy > progress.best_val_acc
+            record = {
+                "kind": "epoch",
+                "step": progress.global_step,
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "val_loss": val.loss,
+                "val_acc": val.accuracy,
+                "lr": sched.get_last_lr()[0],
+                "seconds": seconds,
+                "samples_per_s": samples / seconds,
+                "rates": val.rates,
+            }
+            metrics.log(record)
             if is_main:
-                save_checkpoint(
-                    {
-                        "model": model.state_dict(),
-                        "config": config_to_dict(cfg),
-                        "epoch": epoch + 1,
-                        "val_acc": val.accuracy,
-                    },
-                    best_path,
+                print(
+                    f"epoch {epoch + 1:>3}/{cfg.train.epochs}  train loss {train_loss:.4f} "
+                    f"acc {100 * train_acc:.2f}%  val loss {val.loss:.4f} acc "
+                    f"{100 * val.accuracy:.2f}%  lr {record['lr']:.2e}  {seconds:.1f} s "
+                    f"({record['samples_per_s']:.0f} samples/s)" + ("  *best" if is_best else ""),
+                    flush=True,
                 )
-        progress.epoch += 1
-        progress.step, progress.loss_sum, progress.correct, progress.seen = 0, 0.0, 0, 0
-        save_last()
+                for message in firing_rate_warnings(val.rates):
+                    warnings.warn(f"epoch {epoch + 1}: {message}", RuntimeWarning, stacklevel=1)
+            if is_best:
+                progress.best_val_acc, progress.best_epoch = val.accuracy, epoch + 1
+                if is_main:
+                    save_checkpoint(
+                        {
+                            "model": model.state_dict(),
+                            "config": config_to_dict(cfg),
+                            "epoch": epoch + 1,
+                            "val_acc": val.accuracy,
+                        },
+                        best_path,
+                    )
+            progress.epoch += 1
+            progress.step, progress.loss_sum, progress.correct, progress.seen = 0, 0.0, 0, 0
+            save_last()
 
     if is_main:
         final_report(cfg, run_dir, device, data, metrics)
@@ -599,13 +791,13 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> Config:
                 f"{key!r} cannot change on --resume (the run would no longer be the same run); "
                 f"only these can: {', '.join(RESUME_OVERRIDES)}"
             )
-    if not (run_dir / "last.pt").is_file():
+    if not any(p.is_file() for p in (run_dir / "last.pt", previous_path(run_dir / "last.pt"))):
         raise CheckpointError(f"{run_dir} has no last.pt to resume from")
     return config_from_dict(apply_overrides(read_yaml(run_dir / "config.yaml"), overrides))
 
 
-def setup(cfg: Config) -> torch.device:
-    device = resolve_device(cfg.device)
+def setup(cfg: Config, dist: Dist | None = None) -> torch.device:
+    device = resolve_device(cfg.device, dist)
     if cfg.train.amp and device.type != "cuda":
         raise ConfigError(f"train.amp=true (bf16 autocast) needs a CUDA device, not {device}")
     if cfg.log.tensorboard:
@@ -667,10 +859,16 @@ def main(argv: list[str] | None = None) -> int:
             path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
             cfg = load_config(path, args.overrides)
             run_dir = None
-        device = setup(cfg)
+        device = setup(cfg, dist)
+        per_rank_batch(cfg, dist)
         data = load_data(cfg, device)  # fails here, before a run folder exists, if MNIST is missing
+        init_distributed(dist, device)
         if run_dir is None:
-            run_dir = new_run_dir(cfg) if dist.is_main else Path(cfg.out_dir)
+            # rank 0 names the folder (it holds a timestamp) and tells the others
+            box = [new_run_dir(cfg) if dist.is_main else None]
+            if dist.active:
+                td.broadcast_object_list(box, src=0)
+            run_dir = box[0]
             if dist.is_main:
                 save_config(cfg, run_dir / "config.yaml")
         t0 = time.perf_counter()
@@ -684,6 +882,12 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except Interrupted as e:
+        print(e, file=sys.stderr)
+        return 130
+    finally:
+        if td.is_available() and td.is_initialized():
+            td.destroy_process_group()
 
 
 if __name__ == "__main__":

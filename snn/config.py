@@ -83,8 +83,14 @@ class DataConfig:
 
 @dataclass
 class EncodingConfig:
-    """Poisson rate coding of pixel intensities in [0, 1] (:func:`snn.encode.poisson`)."""
+    """How pixel intensities in [0, 1] become spikes.
 
+    ``poisson``: rate coding (:func:`snn.encode.poisson`), random, seeded per process.
+    ``latency``: one spike per pixel, brighter ones earlier (:func:`snn.encode.latency`,
+    linear); a deterministic function of the image, used where runs must match exactly across
+    different numbers of processes (the distributed-training test)."""
+
+    kind: str = _choices("poisson", "latency")
     num_steps: int = 25
     gain: float = 1.0  # spike probability per step = clamp(gain * pixel, 0, 1)
 

@@ -1,0 +1,126 @@
+"""Data-parallel training under torchrun (2 CPU processes, gloo) equals one process.
+
+Both runs use the same global batch (``data.batch_size=64``: 32 per rank under torchrun) and the
+deterministic latency encoding, so the spikes are a function of the image alone. Then the only
+difference is the order of float additions (gloo averages the two ranks' gradients, one process
+sums the whole batch at once), a few ulps per step, which Adam enlarges only where a gradient is
+nearly zero: the weights agree to float tolerance, not bitwise. With Poisson encoding they would
+differ by design: each rank draws its own spikes (``train.encoding_seed(seed, rank)``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+sys.path.insert(0, str(ROOT))
+import train  # noqa: E402
+from snn.checkpoint import load_checkpoint  # noqa: E402
+
+ARGS = [
+    SMOKE,
+    "encoding.kind=latency",
+    "data.train_subset=512",
+    "data.val_subset=200",
+    "data.test_subset=200",
+    "data.batch_size=64",
+    "train.epochs=1",  # 8 steps
+    "train.checkpoint_every=3",
+    "log.progress=false",
+    "log.plots=false",
+]
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_globals():
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    yield
+    torch.set_num_threads(threads)
+    torch.set_rng_state(rng)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
+    cmd += ["--nnodes=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}"]
+    return subprocess.run(
+        [*cmd, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def only_run(out_dir: Path) -> Path:
+    (run,) = [p for p in out_dir.iterdir() if p.is_dir()]
+    return run
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    proc = torchrun(2, *ARGS, f"out_dir={tmp_path / 'ddp'}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("epoch   1/1") == 1  # rank 0 alone prints
+    assert "2 processes" in proc.stdout
+    assert train.main([*ARGS, f"out_dir={tmp_path / 'one'}"]) == 0
+
+    ddp = load_checkpoint(only_run(tmp_path / "ddp") / "last.pt")
+    one = load_checkpoint(only_run(tmp_path / "one") / "last.pt")
+    assert ddp["progress"]["global_step"] == one["progress"]["global_step"] == 8
+    assert len(ddp["rng"]) == 2 and len(one["rng"]) == 1  # one generator state per rank
+    start = train.build_model(
+        train.config_from_dict(one["config"]).model, train.readout_for(train.load_config(SMOKE))
+    )
+    # Adam divides by sqrt(v): on weights whose gradient is near zero (border pixels that
+    # rarely spike) a rounding difference in the gradient becomes a visible fraction of a step.
+    # Bound: 1 % of one Adam step (lr = 2e-3), and almost every weight within 1e-6.
+    for name, w in one["model"].items():
+        torch.testing.assert_close(ddp["model"][name], w, rtol=0, atol=2e-5, msg=name)
+        if w.is_floating_point() and w.numel() > 100:
+            off = int(((ddp["model"][name] - w).abs() > 1e-6).sum())
+            assert off <= w.numel() // 1000, (name, off)
+    # and training did move the weights far beyond that tolerance
+    moved = max(
+        float((one["model"][n] - p).abs().max())
+        for n, p in start.state_dict().items()
+        if p.is_floating_point()
+    )
+    assert moved > 1e-3
+    # the epoch summary is summed over ranks: every training image counted once
+    records = (only_run(tmp_path / "ddp") / "metrics.jsonl").read_text()
+    assert records.count('"kind": "epoch"') == 1
+
+
+def test_global_batch_must_split_evenly_over_ranks(tmp_path, monkeypatch, capsys):
+    # checked before the process group is joined, so torchrun's variables alone reach it
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert train.main([*ARGS, "data.batch_size=63", f"out_dir={tmp_path}"]) == 2
+    assert "must be divisible by the 2 processes" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_each_rank_draws_its_own_poisson_spikes():
+    seeds = {train.encoding_seed(0, r) for r in range(8)}
+    assert len(seeds) == 8
+    x = torch.full((4, 1, 28, 28), 0.5)
+    a, b = (
+        train.snn.encode.poisson(x, 8, generator=torch.Generator().manual_seed(s))
+        for s in (train.encoding_seed(0, 0), train.encoding_seed(0, 1))
+    )
+    assert not torch.equal(a, b)
