@@ -214,15 +214,17 @@ def firing_rate_warnings(rates: dict[str, float]) -> list[str]:
 
 def fault_point(name: str) -> None:
     """A test hook: with ``SNN_TEST_PAUSE=<name>:<n>`` in the environment, the n-th time this
-    point is reached the process touches ``$SNN_TEST_PAUSE_FILE`` and sleeps, so that a crash test
-    can SIGKILL it exactly there. Unset, it costs one dict lookup."""
+    point is reached the process touches ``$SNN_TEST_PAUSE_FILE`` and sleeps
+    ``$SNN_TEST_PAUSE_SECONDS`` (default 600), so that a crash test can signal it exactly there.
+    Points: ``step`` (after backward, before the optimizer step), ``eval`` (inside evaluation),
+    ``save`` (last.pt half written). Unset, it costs one dict lookup."""
     spec = os.environ.get("SNN_TEST_PAUSE")
     if not spec or spec.partition(":")[0] != name:
         return
     _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
     if _FAULT_COUNTS[name] == int(spec.partition(":")[2] or 1):
         Path(os.environ["SNN_TEST_PAUSE_FILE"]).touch()
-        time.sleep(600)
+        time.sleep(float(os.environ.get("SNN_TEST_PAUSE_SECONDS", "600")))
 
 
 _FAULT_COUNTS: dict[str, int] = {}
