@@ -10,10 +10,13 @@ differ by design: each rank draws its own spikes (``train.encoding_seed(seed, ra
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,18 +56,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
+def torchrun(nproc: int, *args: str, interrupt_at: str | None = None) -> tuple[int, str, str]:
+    """Run train.py under torchrun; with ``interrupt_at`` (a ``train.fault_point``), press
+    Ctrl-C (SIGINT to torchrun) while the ranks pause there. Exit code, stdout, stderr."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    marker = Path(args[-1].partition("=")[2] + ".paused")
+    if interrupt_at:
+        env.update(SNN_TEST_PAUSE=interrupt_at, SNN_TEST_PAUSE_FILE=str(marker))
+        env["SNN_TEST_PAUSE_SECONDS"] = "1"
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
     cmd += ["--nnodes=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}"]
-    return subprocess.run(
+    proc = subprocess.Popen(
         [*cmd, str(ROOT / "train.py"), *args],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
+    try:
+        if interrupt_at:
+            deadline = time.monotonic() + 90
+            while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err
 
 
 def only_run(out_dir: Path) -> Path:
@@ -73,13 +94,21 @@ def only_run(out_dir: Path) -> Path:
 
 
 def test_two_gloo_processes_match_one_process(tmp_path):
-    proc = torchrun(2, *ARGS, f"out_dir={tmp_path / 'ddp'}")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    assert proc.stdout.count("epoch   1/1") == 1  # rank 0 alone prints
-    assert "2 processes" in proc.stdout
+    # Ctrl-C at step 5: torchrun passes SIGTERM to both ranks, which agree to stop after the
+    # step, gather both generator states into last.pt and exit; a torchrun --resume finishes.
+    code, out, err = torchrun(2, *ARGS, f"out_dir={tmp_path / 'ddp'}", interrupt_at="step:5")
+    assert code != 0
+    run = only_run(tmp_path / "ddp")
+    stopped = load_checkpoint(run / "last.pt")
+    assert stopped["progress"]["global_step"] == 5, out[-2000:] + err[-3000:]
+    assert len(stopped["rng"]) == 2  # one generator state per rank
+    code, out, err = torchrun(2, "--resume", str(run), "log.progress=false")
+    assert code == 0, out[-2000:] + err[-3000:]
+    assert out.count("epoch   1/1") == 1  # rank 0 alone prints
+    assert "2 processes" in out and "resumed" in out
     assert train.main([*ARGS, f"out_dir={tmp_path / 'one'}"]) == 0
 
-    ddp = load_checkpoint(only_run(tmp_path / "ddp") / "last.pt")
+    ddp = load_checkpoint(run / "last.pt")
     one = load_checkpoint(only_run(tmp_path / "one") / "last.pt")
     assert ddp["progress"]["global_step"] == one["progress"]["global_step"] == 8
     assert len(ddp["rng"]) == 2 and len(one["rng"]) == 1  # one generator state per rank
@@ -101,9 +130,15 @@ def test_two_gloo_processes_match_one_process(tmp_path):
         if p.is_floating_point()
     )
     assert moved > 1e-3
-    # the epoch summary is summed over ranks: every training image counted once
-    records = (only_run(tmp_path / "ddp") / "metrics.jsonl").read_text()
-    assert records.count('"kind": "epoch"') == 1
+    # the epoch summary is summed over ranks (rank 0's half alone would differ)
+    (e_ddp,) = [r for r in map(json.loads, (run / "metrics.jsonl").open()) if r["kind"] == "epoch"]
+    (e_one,) = [
+        r
+        for r in map(json.loads, (only_run(tmp_path / "one") / "metrics.jsonl").open())
+        if r["kind"] == "epoch"
+    ]
+    assert abs(e_ddp["train_loss"] - e_one["train_loss"]) < 1e-5
+    assert abs(e_ddp["train_acc"] - e_one["train_acc"]) <= 1 / 512
 
 
 def test_global_batch_must_split_evenly_over_ranks(tmp_path, monkeypatch, capsys):
