@@ -146,7 +146,7 @@ class OptimConfig:
     """Adam or AdamW, stepped once per batch under a cosine or one-cycle learning-rate schedule."""
 
     name: str = _choices("adamw", "adam")
-    lr: float = 1e-3  # the peak learning rate
+    lr: float = 1e-3  # the peak learning rate, in (0, 10]
     weight_decay: float = 0.0  # decoupled for adamw, L2 for adam
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     schedule: str = _choices("cosine", "onecycle", "constant")
@@ -190,6 +190,7 @@ class Config:
 # value checks beyond the type: (predicate, what the key accepts)
 
 _POSITIVE_INT = (lambda v: v >= 1, "an integer >= 1")
+_MAX_LR = 10.0
 _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "name": (lambda v: re.fullmatch(r"[A-Za-z0-9_.-]+", v) is not None, "letters, digits, _ . -"),
     "device": (
@@ -213,7 +214,12 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "loss.correct_rate": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "loss.incorrect_rate": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "loss.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "optim.lr": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    # Adam moves each weight by about lr per step whatever the gradient's scale: above 10 that
+    # is a typo (a missing e-3), not a learning rate
+    "optim.lr": (
+        lambda v: 0 < v <= _MAX_LR,
+        f"a finite number > 0 and <= {_MAX_LR:g} (the peak learning rate; 1e-4 to 1e-2 is usual)",
+    ),
     "optim.weight_decay": (lambda v: 0 <= v < math.inf, "a finite number >= 0"),
     "optim.betas": (lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
     "optim.warmup": (lambda v: 0 <= v < 1, "a number in [0, 1)"),

@@ -11,6 +11,8 @@ All run on the input's device and keep its floating dtype.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from numbers import Real
 
 import torch
 from torch import Tensor
@@ -23,6 +25,21 @@ def _check_steps(num_steps: int) -> None:
         raise TypeError(f"num_steps must be an int, got {type(num_steps).__name__}")
     if num_steps <= 0:
         raise ValueError(f"num_steps must be a positive number of time steps, got {num_steps}")
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _check_number(
+    value: float, name: str, allowed: str, ok: Callable[[float], bool] = _positive
+) -> None:
+    """Raise unless ``value`` is a real number (else ``TypeError``) for which ``ok`` holds (else
+    ``ValueError``); both messages name the argument and the values it accepts."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
+    if not ok(value):
+        raise ValueError(f"{name} must be {allowed}, got {value}")
 
 
 def _check_float(x: Tensor, name: str, finite: bool = True) -> None:
@@ -58,6 +75,8 @@ def poisson(
     """
     _check_float(x, "poisson", finite=check_input)
     _check_steps(num_steps)
+    # gain <= 0 would silently give no spikes at all; so would NaN (it compares false)
+    _check_number(gain, "poisson's gain", "a finite number > 0 (P(spike) = clamp(gain * x, 0, 1))")
     if generator is not None and generator.device.type != x.device.type:
         raise ValueError(
             f"the generator is on {generator.device} but the input is on {x.device}; "
@@ -88,14 +107,12 @@ def latency(
     _check_steps(num_steps)
     if bool((x < 0).any()) or bool((x > 1).any()):
         raise ValueError("latency expects inputs in [0, 1]; normalize them first (x / x.max())")
-    if not 0 <= threshold < 1:
-        raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
+    _check_number(threshold, "latency's threshold", "a number in [0, 1)", lambda t: 0 <= t < 1)
     fires = x >= threshold if threshold > 0 else x > 0
     if method == "linear":
         t = torch.round((1 - x) * (num_steps - 1))
     elif method == "log":
-        if tau <= 0:
-            raise ValueError(f"tau must be positive, got {tau}")
+        _check_number(tau, "latency's tau", "a finite number > 0 (in time steps)")
         safe = torch.where(fires, x, torch.ones_like(x))
         t = torch.round(tau * torch.log(safe / (safe - threshold))) if threshold > 0 else 0 * x
         t = torch.clamp(t, max=num_steps - 1)
@@ -116,8 +133,7 @@ def delta(x: Tensor, threshold: float = 0.1, *, off_spikes: bool = False) -> Ten
         raise ValueError(
             f"delta expects a time-first sequence [T, ...] with T >= 1, got {tuple(x.shape)}"
         )
-    if not (math.isfinite(threshold) and threshold > 0):
-        raise ValueError(f"threshold must be a positive number, got {threshold}")
+    _check_number(threshold, "delta's threshold", "a finite number > 0")
     change = torch.diff(x, dim=0, prepend=torch.zeros_like(x[:1]))
     out = (change >= threshold).to(x.dtype)
     if off_spikes:

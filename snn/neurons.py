@@ -342,6 +342,11 @@ class LIFCell(_LIFBase):
     """
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if x.dim() == 0:
+            raise ValueError(
+                "LIFCell expects a batch-first input [B, ...] (at least 1-D), got a 0-D tensor; "
+                "for a single neuron use x.reshape(1) (or x.unsqueeze(0))"
+            )
         if not x.is_floating_point():
             raise TypeError(f"LIFCell expects a floating-point input, got {x.dtype}; use x.float()")
         if state is not None and state.shape != x.shape:

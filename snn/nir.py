@@ -1018,6 +1018,25 @@ def _build(graph: Any, importer: _Importer) -> nn.Module:
     return NIRGraphModule(modules, inputs, compute, input_names[0], output_names)
 
 
+def _read_graph(path: str | os.PathLike) -> nir.NIRGraph:
+    """``nir.read(path)``, with errors that name the file and what import_nir expects of it."""
+    nir = _nir()
+    expected = (
+        "import_nir expects a .nir file, as nir.write(path, graph) writes one "
+        "(for example of a graph from snn.export_nir)"
+    )
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{str(path)!r} does not exist; {expected} (or a nir.NIRGraph)")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{str(path)!r} is a folder; {expected}")
+    try:
+        return nir.read(path)
+    except PermissionError:
+        raise
+    except (OSError, KeyError) as error:  # h5py: not HDF5 at all, or HDF5 without a NIR graph
+        raise ValueError(f"{str(path)!r} is not a NIR graph ({error}); {expected}") from error
+
+
 def import_nir(
     graph: nir.NIRGraph | str | os.PathLike,
     dt: float | None = None,
@@ -1037,7 +1056,8 @@ def import_nir(
     ``w_in dt/tau_syn``) followed by the LIF; ``LI``/``I``/``CubaLI`` return membrane potentials.
 
     Args:
-        graph: a ``nir.NIRGraph`` or a path that ``nir.read`` opens.
+        graph: a ``nir.NIRGraph``, or the path of a ``.nir`` file written by ``nir.write``
+            (from this library's :func:`export_nir` or another's).
         dt: the simulation step, in the graph's time unit. Defaults to the ``dt`` snn stored in
             each neuron node's metadata; other libraries' graphs need it (snnTorch writes its
             graphs for ``dt=1e-4``, Norse for ``dt=1e-3``).
@@ -1050,7 +1070,9 @@ def import_nir(
         names with ``.`` replaced by ``_``), else a :class:`NIRGraphModule`.
 
     Raises ``ValueError`` naming the node for unsupported node types (``Delay``), recurrent
-    cycles, a missing ``dt``, per-neuron ``v_leak``/``v_reset``, or ``dt > tau`` with Euler.
+    cycles, a missing ``dt``, per-neuron ``v_leak``/``v_reset``, or ``dt > tau`` with Euler;
+    ``FileNotFoundError`` for a path that does not exist and ``ValueError`` for a file that
+    does not hold a NIR graph, both naming the path.
 
     Example (a graph as snnTorch writes a ``Leaky(beta=0.5)``: ``tau = dt/(1-beta)``,
     ``r = tau/dt``)::
@@ -1070,7 +1092,7 @@ def import_nir(
     """
     nir = _nir()
     if isinstance(graph, (str, os.PathLike)):
-        graph = nir.read(graph)
+        graph = _read_graph(graph)
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(
             "import_nir expects a nir.NIRGraph or a path to a .nir file, "

@@ -16,6 +16,7 @@ The table, input -> (exception, message pattern); every row is one test case:
     LIFCell()(int32 tensor)                 TypeError   floating-point input, got torch.int32
     LIFCell(check_input=True)(NaN)          ValueError  input holds 6 NaN
     LIFCell()(x, state of wrong shape)      ValueError  state shape (4, 3) does not match
+    LIFCell()(0-D tensor)                   ValueError  batch-first input [B, ...] ... x.reshape(1)
     FoldTime(conv)(1-D tensor)              ValueError  time-first input [T, B, ...]
   snn.encode
     poisson(uint8 tensor)                   TypeError   floating-point tensor ... use x.float()
@@ -24,15 +25,22 @@ The table, input -> (exception, message pattern); every row is one test case:
     poisson(x, num_steps=2.5)               TypeError   num_steps must be an int
     poisson(NaN)                            ValueError  holds NaN or Inf
     poisson(list)                           TypeError   expects a torch.Tensor, got list
+    poisson(x, gain=0 / -1 / NaN / Inf)     ValueError  gain must be a finite number > 0
+    poisson(x, gain="2")                    TypeError   gain must be a finite number > 0, got str
     latency(x > 1)                          ValueError  inputs in [0, 1]
     latency(Inf)                            ValueError  holds NaN or Inf
     latency(x, num_steps=0)                 ValueError  num_steps must be a positive number
+    latency(x, threshold=1 / NaN)           ValueError  threshold must be a number in [0, 1)
+    latency(x, method="log", tau=0 / NaN)   ValueError  tau must be a finite number > 0
     delta(int64 tensor)                     TypeError   floating-point tensor
     delta(NaN)                              ValueError  holds NaN or Inf
+    delta(x, threshold=0 / NaN)             ValueError  threshold must be a finite number > 0
   config (snn.config / train.py key=value)
     optim.lrr=1                             ConfigError unknown config key 'optim.lrr' (did you mean
     foo.bar=1                               ConfigError unknown config key 'foo'
-    optim.lr=-1                             ConfigError 'optim.lr' got -1.0; it must be a finite > 0
+    optim.lr=-1                             ConfigError 'optim.lr' got -1.0; ... > 0 and <= 10
+    optim.lr=11 / .nan / .inf               ConfigError 'optim.lr' got 11.0; ... > 0 and <= 10
+    train.py optim.lr=100                   exit 2      'optim.lr' got 100.0; ... <= 10
     data.batch_size=0                       ConfigError 'data.batch_size' ... an integer >= 1
     encoding.num_steps=0                    ConfigError 'encoding.num_steps' ... >= 1
     encoding.kind=rate                      ConfigError allowed values: poisson, latency
@@ -50,6 +58,9 @@ The table, input -> (exception, message pattern); every row is one test case:
   NIR (snn.import_nir)
     .nir file with a Delay node             ValueError  does not support the NIR node type Delay
     import_nir(42)                          TypeError   expects a nir.NIRGraph or a path
+    import_nir(path that does not exist)    FileNotFoundError  '<path>' does not exist; ... .nir
+    import_nir(a folder)                    IsADirectoryError  '<path>' is a folder
+    import_nir(a text file / other HDF5)    ValueError  '<path>' is not a NIR graph
   checkpoints
     --resume, last.pt of another width      exit 2      last.pt does not fit the model
     --eval, best.pt of another width        exit 2      does not fit the model its config describes
@@ -116,6 +127,12 @@ def write_nir_with_delay(tmp: Path) -> str:
     path = tmp / "delay.nir"
     nir.write(str(path), nir.NIRGraph.from_list(nir.Delay(delay=np.array([1.0]))))
     return str(path)
+
+
+def text_file(tmp: Path) -> Path:
+    path = tmp / "notes.nir"
+    path.write_text("not HDF5")
+    return path
 
 
 def smoke_run_dir(tmp: Path, hidden: int) -> Path:
@@ -226,6 +243,12 @@ CASES = [
         r"state shape \(4, 3\) does not match",
     ),
     (
+        "LIFCell 0-D",
+        lambda t, m: snn.LIFCell()(torch.tensor(1.5)),
+        ValueError,
+        r"batch-first input \[B, \.\.\.\] \(at least 1-D\), got a 0-D tensor; .*x\.reshape\(1\)",
+    ),
+    (
         "FoldTime 1-D",
         lambda t, m: snn.FoldTime(torch.nn.Conv2d(1, 2, 3))(x(5)),
         ValueError,
@@ -247,6 +270,21 @@ CASES = [
         r"poisson input holds NaN or Inf",
     ),
     ("poisson list", lambda t, m: encode.poisson([0.1], 5), TypeError, r"got list"),
+    *[
+        (
+            f"poisson gain {g}",
+            lambda t, m, g=g: encode.poisson(x(2, 3), 5, gain=g),
+            ValueError,
+            rf"poisson's gain must be a finite number > 0 .*, got {g}",
+        )
+        for g in (0.0, -1.0, float("nan"), float("inf"))
+    ],
+    (
+        "poisson gain str",
+        lambda t, m: encode.poisson(x(2, 3), 5, gain="2"),
+        TypeError,
+        r"poisson's gain must be a finite number > 0 .*, got str",
+    ),
     ("latency > 1", lambda t, m: encode.latency(x(2, fill=2.0), 5), ValueError, r"in \[0, 1\]"),
     (
         "latency Inf",
@@ -255,6 +293,24 @@ CASES = [
         r"latency input holds NaN or Inf",
     ),
     ("latency T=0", lambda t, m: encode.latency(x(2), 0), ValueError, r"positive .* got 0"),
+    *[
+        (
+            f"latency threshold {thr}",
+            lambda t, m, thr=thr: encode.latency(x(2), 5, threshold=thr),
+            ValueError,
+            rf"latency's threshold must be a number in \[0, 1\), got {thr}",
+        )
+        for thr in (1.0, float("nan"))
+    ],
+    *[
+        (
+            f"latency tau {tau}",
+            lambda t, m, tau=tau: encode.latency(x(2), 5, method="log", tau=tau),
+            ValueError,
+            rf"latency's tau must be a finite number > 0 .*, got {tau}",
+        )
+        for tau in (0.0, float("nan"))
+    ],
     (
         "delta int64",
         lambda t, m: encode.delta(x(3, 2, dtype=torch.int64)),
@@ -267,6 +323,15 @@ CASES = [
         ValueError,
         r"delta input holds NaN or Inf",
     ),
+    *[
+        (
+            f"delta threshold {thr}",
+            lambda t, m, thr=thr: encode.delta(x(3, 2), threshold=thr),
+            ValueError,
+            rf"delta's threshold must be a finite number > 0, got {thr}",
+        )
+        for thr in (0.0, float("nan"))
+    ],
     (
         "config unknown key",
         lambda t, m: cfg("optim.lrr=1"),
@@ -278,7 +343,22 @@ CASES = [
         "config lr < 0",
         lambda t, m: cfg("optim.lr=-1"),
         ConfigError,
-        r"'optim.lr' got -1.0; it must be a finite number > 0",
+        r"'optim.lr' got -1.0; it must be a finite number > 0 and <= 10",
+    ),
+    *[
+        (
+            f"config lr {v}",
+            lambda t, m, v=v: cfg(f"optim.lr={v}"),
+            ConfigError,
+            rf"'optim.lr' got {shown}; it must be a finite number > 0 and <= 10",
+        )
+        for v, shown in (("11", "11.0"), (".nan", "nan"), (".inf", "inf"))
+    ],
+    (
+        "train.py lr too large",
+        lambda t, m: main(SMOKE, f"out_dir={t / 'runs'}", "optim.lr=100"),
+        ExitError,
+        r"exit 2: .*'optim.lr' got 100.0; it must be a finite number > 0 and <= 10",
     ),
     (
         "config batch 0",
@@ -366,6 +446,24 @@ CASES = [
         r"expects a nir.NIRGraph or a path to a .nir file, got int",
     ),
     (
+        "NIR missing file",
+        lambda t, m: snn.import_nir(t / "model.nir"),
+        FileNotFoundError,
+        r"model.nir' does not exist; import_nir expects a .nir file, as nir.write",
+    ),
+    (
+        "NIR folder",
+        lambda t, m: snn.import_nir(str(t)),
+        IsADirectoryError,
+        r"' is a folder; import_nir expects a .nir file",
+    ),
+    (
+        "NIR not a NIR file",
+        lambda t, m: snn.import_nir(text_file(t)),
+        ValueError,
+        r"notes.nir' is not a NIR graph \(.*\); import_nir expects a .nir file",
+    ),
+    (
         "resume other width",
         lambda t, m: main("--resume", str(smoke_run_dir(t, hidden=64)), "log.progress=false"),
         ExitError,
@@ -394,7 +492,7 @@ CASES = [
 
 
 def test_the_table_is_large_enough():
-    assert len(CASES) >= 30
+    assert len(CASES) >= 60
     assert len({c[0] for c in CASES}) == len(CASES)
 
 

@@ -60,6 +60,7 @@ BAD = [
     (["train.epochs=0"], ["'train.epochs'", "integer >= 1"]),
     (["optim.lr=-1"], ["'optim.lr'", "> 0"]),
     (["optim.lr=.nan"], ["'optim.lr'", "finite"]),
+    (["optim.lr=20"], ["'optim.lr'", "got 20.0", "> 0 and <= 10"]),
     (["optim.lr=nan"], ["'optim.lr'", "must be float"]),
     (["optim.name=sgd"], ["'optim.name'", "'sgd'", "adamw, adam"]),
     (["optim.schedule=step"], ["'optim.schedule'", "cosine, onecycle, constant"]),

@@ -252,6 +252,24 @@ def test_state_of_the_wrong_shape_is_never_silently_reset():
         cell(torch.rand(2, 3), torch.zeros(3, 3))
 
 
+def test_lif_cell_takes_any_batch_first_input_of_at_least_one_dim():
+    # from rest, one step: h = x (beta times a zero potential, plus x); a spike where h >= 1,
+    # then the subtract reset takes the threshold 1 off
+    cell = snn.LIFCell(beta=0.9)
+    spikes, state = cell(torch.tensor([1.5, 0.2]))  # [B] = 2 single neurons
+    assert spikes.tolist() == [1.0, 0.0]
+    torch.testing.assert_close(state, torch.tensor([0.5, 0.2]))
+    spikes, state = cell(torch.tensor([[1.5, 0.2], [0.7, 1.0]]))  # [B, features]
+    assert spikes.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    torch.testing.assert_close(state, torch.tensor([[0.5, 0.2], [0.7, 0.0]]))
+    # second step from that state: h = 0.9 * v + x
+    spikes, state = cell(torch.tensor([[0.6, 0.0], [0.0, 0.0]]), state)
+    assert spikes.tolist() == [[1.0, 0.0], [0.0, 0.0]]
+    torch.testing.assert_close(state, torch.tensor([[0.05, 0.18], [0.63, 0.0]]))
+    with pytest.raises(ValueError, match=r"\[B, \.\.\.\] \(at least 1-D\)"):
+        cell(torch.tensor(1.5))
+
+
 def test_integer_input_and_wrong_feature_shape_are_refused():
     with pytest.raises(TypeError, match="floating-point"):
         snn.LIF()(torch.ones(3, 2, 2, dtype=torch.long))

@@ -119,14 +119,34 @@ def test_spike_count_losses_learn(tmp_path, loss):
 # it bitwise: tests/test_crash_safety.py
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
-    # Adam moves each weight by about lr / (1 - beta1^t) per step: lr = 3e37 overflows float32 soon
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path, capsys, monkeypatch
+):
+    # optim.lr is capped at 10, too small to overflow float32, so poison the loss instead: from
+    # the 3rd training step on it is NaN (and so are its gradients; an optimizer step taken with
+    # them would turn every weight NaN)
+    calls = {"n": 0}
+    real = train.loss_and_scores
+
+    def nan_from_step_3(out, y, cfg):
+        loss, scores = real(out, y, cfg)
+        calls["n"] += 1
+        return (loss * math.nan if calls["n"] >= 3 else loss), scores
+
+    monkeypatch.setattr(train, "loss_and_scores", nan_from_step_3)
+    optimizer_steps = []
+    real_make_optimizer = train.make_optimizer
+
+    def counting_optimizer(cfg, model):
+        opt = real_make_optimizer(cfg, model)
+        opt.register_step_post_hook(lambda *_: optimizer_steps.append(1))
+        return opt
+
+    monkeypatch.setattr(train, "make_optimizer", counting_optimizer)
     code = train.main(
         [
             SMOKE,
             f"out_dir={tmp_path}",
-            "optim.lr=3e37",
-            "optim.schedule=constant",
             "train.checkpoint_every=1",
             "log.progress=false",
             "log.plots=false",
@@ -137,6 +157,8 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     m = re.search(r"the loss became (nan|inf|-inf) at step (\d+) \(epoch 1\)", err)
     assert m, err
     bad_step = int(m.group(2))
+    assert m.group(1) == "nan" and bad_step == 3
+    assert len(optimizer_steps) == 2  # steps 1 and 2; none with the NaN gradients of step 3
     run = only_run(tmp_path)
     assert f"{run / 'last.pt'} holds the last good state" in err
     state = load_checkpoint(run / "last.pt")
