@@ -44,38 +44,19 @@ from pathlib import Path
 CONFIGS = ("A", "B", "C", "GPU")
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 PEERS = ("snntorch", "spikingjelly", "norse")
+# snn's rows: the default (native on CPU), its eager and torch.compile executors, the plain loop
+SNN_BACKENDS = ("fused", "eager", "compiled", "reference")
 
 
 # ------------------------------------------------------------------------------------------------
 # Rows: each builder returns a zero-argument step function, or raises ImportError.
 
 
-def _snn_lif(backend: str, compiled: bool = False):
-    """snn's LIF layer; ``compiled`` runs the fused node's torch.compile kernels."""
-    import torch
-
+def _snn_lif(backend: str):
+    """snn's LIF layer with one backend ("fused", the default, is native on CPU, eager on GPU)."""
     import snn
 
-    if not compiled:
-        return snn.LIF(beta=0.9, backend=backend)
-
-    class CompiledLIF(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.p = snn.functional.LIFParameters(beta=0.9)
-
-        def forward(self, x):
-            from snn.fused import fused_lif_sequence
-
-            p = self.p
-            v0 = torch.zeros_like(x[0])
-            spikes, _, _ = fused_lif_sequence(
-                x, v0, p.beta, p.v_th, p.v_rest, p.v_reset, p.reset, p.detach_reset,
-                p.surrogate, False, compiled=True,
-            )  # fmt: skip
-            return spikes
-
-    return CompiledLIF()
+    return snn.LIF(beta=0.9, backend=backend)
 
 
 def _peer_lif(name: str):
@@ -156,9 +137,17 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
     """The (name, step) rows of a configuration, and notes on rows that could not be built."""
     import torch
 
+    import snn
+
     notes: list[str] = []
     rows: list[tuple[str, Callable]] = []
     gen = torch.Generator().manual_seed(0)
+    why = snn.native.unavailable_reason(torch.zeros(1, device=device), snn.surrogate.ATan())
+    notes.append(
+        "snn fused ran the native C kernel (snn.native)"
+        if why is None
+        else f"snn fused ran the eager executor: the native kernel cannot, as {why}"
+    )
 
     def add(name: str, build: Callable[[], Callable]) -> None:
         try:
@@ -211,9 +200,8 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
             return build
 
         add("ANN floor (ReLU)", floor)
-        add("snn fused", snn_net(lambda: _snn_lif("fused")))
-        add("snn fused, compiled", snn_net(lambda: _snn_lif("fused", compiled=True)))
-        add("snn reference", snn_net(lambda: _snn_lif("reference")))
+        for backend in SNN_BACKENDS:
+            add(f"snn {backend}", snn_net(lambda backend=backend: _snn_lif(backend)))
         for peer in PEERS:
             add(peer, snn_net(lambda peer=peer: _peer_lif(peer)))
         return rows, notes
@@ -249,9 +237,8 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
             return build
 
         add("ANN floor (ReLU)", floor)
-        add("snn fused", snn_net(lambda: _snn_lif("fused")))
-        add("snn fused, compiled", snn_net(lambda: _snn_lif("fused", compiled=True)))
-        add("snn reference", snn_net(lambda: _snn_lif("reference")))
+        for backend in SNN_BACKENDS:
+            add(f"snn {backend}", snn_net(lambda backend=backend: _snn_lif(backend)))
         for peer in PEERS:
             add(peer, snn_net(lambda peer=peer: _peer_lif(peer)))
         return rows, notes
@@ -280,8 +267,8 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
         return torch.compile(lambda x: lif_sequence(x, None, p, backend="reference").spikes)
 
     add("elementwise floor (sigmoid)", alone(lambda: torch.sigmoid))
-    add("snn fused", alone(lambda: _snn_lif("fused").to(device)))
-    add("snn fused, compiled", alone(lambda: _snn_lif("fused", compiled=True).to(device)))
+    for backend in SNN_BACKENDS[:-1] if device == "cpu" else ("fused", "compiled"):
+        add(f"snn {backend}", alone(lambda backend=backend: _snn_lif(backend).to(device)))
     if config == "C":
         add("snn reference", alone(lambda: _snn_lif("reference")))
         add("torch.compile of the plain loop", alone(plain_loop_compiled))

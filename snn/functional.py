@@ -35,6 +35,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from snn import native as _native
 from snn import surrogate as _surrogate
 from snn.fused import fused_lif_sequence
 
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 RESET_MODES = ("subtract", "zero", "none")
-BACKENDS = ("fused", "compiled", "reference")
+BACKENDS = ("fused", "native", "eager", "compiled", "reference")
 
 
 def physical_beta(tau: float, dt: float, exact: bool = False) -> float:
@@ -198,6 +199,13 @@ def lif_step(x: Tensor, state: Tensor | None, p: LIFParameters) -> tuple[Tensor,
     return s, _reset(h, s, p)
 
 
+def _fused_executor(x: Tensor, p: LIFParameters) -> str:
+    """The native kernel where it can run (not inside a torch.compile trace), else eager."""
+    if torch.compiler.is_compiling() or _native.unavailable_reason(x, p.surrogate) is not None:
+        return "eager"
+    return "native"
+
+
 def _is_one(g: Tensor | float) -> bool:
     return isinstance(g, (int, float)) and g == 1
 
@@ -226,12 +234,19 @@ def lif_sequence(
 ) -> LIFSequence:
     """Run the LIF over a time-first input ``x`` of shape ``[T, B, ...]``.
 
-    ``backend="fused"`` (default) runs the time loop inside one autograd node that keeps only the
-    pre-spike potential for backward and runs the reverse recurrence by hand;
-    ``backend="compiled"`` runs the same algorithm with each chunk of steps as one
-    ``torch.compile`` kernel (needs a C++ compiler on CPU; compiles once per shape);
-    ``backend="reference"`` is a plain autograd loop over :func:`lif_step`. All give the same
-    spikes, states and gradients.
+    The backends (all give the same spikes and states bit for bit, and the same gradients to
+    rounding):
+
+    * ``"fused"`` (default): the time loop inside one autograd node (:mod:`snn.fused`) that keeps
+      one potential per chunk of steps for backward and runs the reverse recurrence by hand. It
+      runs the ``"native"`` executor where that can run, else ``"eager"``.
+    * ``"native"``: the fused node's C kernel (:mod:`snn.native`): CPU, float32 or float64, a
+      built-in surrogate, and a C compiler. An error says which of these is missing.
+    * ``"eager"``: the fused node as PyTorch operations; runs anywhere (GPU, bf16,
+      ``torch.compile`` tracing, your own surrogate).
+    * ``"compiled"``: the fused node with each chunk of steps as one ``torch.compile`` kernel
+      (needs a C++ compiler on CPU, Triton on GPU; compiles once per shape).
+    * ``"reference"``: a plain autograd loop over :func:`lif_step`, to compare against.
     """
     if x.dim() < 2:
         raise ValueError(
@@ -251,8 +266,17 @@ def lif_sequence(
         )
     if backend == "reference":
         return _reference_sequence(x, state, p, record_membrane)
-    if backend not in ("fused", "compiled"):
+    if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    executor = backend if backend != "fused" else _fused_executor(x, p)
+    if executor == "native":
+        why = "torch.compile is tracing" if torch.compiler.is_compiling() else None
+        why = why or _native.unavailable_reason(x, p.surrogate)
+        if why is not None:
+            raise ValueError(
+                f"backend='native' cannot run here: {why}; use backend='fused', which picks "
+                "the native kernel where it can and the eager executor elsewhere"
+            )
     current = x if _is_one(p.gain) else p.gain * x
     spikes, v_last, membrane = fused_lif_sequence(
         current,
@@ -265,6 +289,6 @@ def lif_sequence(
         p.detach_reset,
         p.surrogate,
         record_membrane,
-        compiled=backend == "compiled",
+        executor=executor,
     )
     return LIFSequence(spikes, v_last, membrane if record_membrane else None)

@@ -60,6 +60,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from snn import native
 from snn.surrogate import Surrogate
 
 __all__ = [
@@ -67,6 +68,8 @@ __all__ = [
     "DEFAULT_CHUNK_ELEMENTS",
     "CHECKPOINT_BLOCKS",
     "COMPILED_CHUNK_STEPS",
+    "NATIVE_CHUNK_STEPS",
+    "EXECUTORS",
 ]
 
 # Eager backward computes the elementwise factors for blocks of about this many elements (1 MB in
@@ -77,6 +80,10 @@ CHECKPOINT_BLOCKS = 4
 # Compiled kernels run this many steps each: one compilation serves every T (plus one for a
 # shorter last chunk). Longer chunks unroll into larger kernels that take longer to compile.
 COMPILED_CHUNK_STEPS = 16
+# The native kernel saves a potential every this many steps and recomputes a chunk at a time
+# into a buffer of this many steps per tile of neurons (see snn/csrc/lif_kernel.h).
+NATIVE_CHUNK_STEPS = 32
+EXECUTORS = ("eager", "compiled", "native")
 
 
 def _as_tensor(value: Tensor | float, like: Tensor) -> Tensor:
@@ -295,7 +302,7 @@ class _FusedLIF(torch.autograd.Function):
         record_membrane: bool,
         chunk: int,
         block: int,
-        compiled: bool,
+        executor: str,
     ) -> tuple[Tensor, Tensor, Tensor]:
         beta_t = _as_tensor(beta, current)
         v_th_t = _as_tensor(v_th, current)
@@ -309,7 +316,13 @@ class _FusedLIF(torch.autograd.Function):
         starts = v0.new_empty((len(bounds) - 1, *v0.shape))
 
         done = False
-        if compiled:
+        if executor == "native":
+            v_last = native.forward(
+                current, v0, beta_t, v_th_t, jump_t, v_rest, v_reset, reset, spikes,
+                membrane if record_membrane else None, starts, chunk,
+            )  # fmt: skip
+            done = True
+        elif executor == "compiled":
             v = v0
             for c, (t0, t1) in enumerate(bounds):
                 if c:
@@ -350,7 +363,7 @@ class _FusedLIF(torch.autograd.Function):
             chunk,
             block,
         )
-        ctx.compiled = compiled
+        ctx.executor = executor
         ctx.param_shapes = (
             beta.shape if isinstance(beta, Tensor) else None,
             v_th.shape if isinstance(v_th, Tensor) else None,
@@ -372,11 +385,17 @@ class _FusedLIF(torch.autograd.Function):
             grad_membrane = None
         bounds = _chunk_bounds(current.shape[0], chunk)
         delta = torch.zeros_like(v0) if grad_v_last is None else grad_v_last
-        grad_current = torch.empty_like(current)
+        grad_current = None if ctx.executor == "native" else torch.empty_like(current)
         config = (v_rest, v_reset, reset, detach_reset, surrogate, need_beta, need_v_th)
 
         result = None
-        if ctx.compiled:
+        if ctx.executor == "native":
+            grad_current, delta, grad_beta, grad_v_th = native.backward(
+                current, v0, starts, grad_spikes, grad_membrane, grad_v_last, beta, v_th, jump,
+                v_rest, v_reset, reset, detach_reset, surrogate, chunk, need_beta, need_v_th,
+            )  # fmt: skip
+            result = delta, grad_beta, grad_v_th
+        elif ctx.executor == "compiled":
             result = _backward_compiled(
                 current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump,
                 grad_current, bounds, config,
@@ -583,26 +602,36 @@ def fused_lif_sequence(
     record_membrane: bool,
     *,
     chunk: int | None = None,
-    compiled: bool = False,
+    executor: str = "eager",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run the LIF over ``current`` (``[T, ...]``, already multiplied by the gain) from ``v0``.
 
     Returns ``(spikes [T, ...], v_last [...], membrane [T, ...] or an empty tensor)``. Use
     :func:`snn.functional.lif_sequence`, which validates its arguments, rather than this.
 
-    ``chunk`` is the number of steps between saved potentials (default: about
-    ``DEFAULT_CHUNK_ELEMENTS`` elements per chunk, or ``COMPILED_CHUNK_STEPS`` when compiled);
-    ``compiled=True`` runs each chunk as one ``torch.compile`` kernel (see the module docstring).
+    ``executor`` is ``"eager"``, ``"compiled"`` or ``"native"`` (see the module docstring; the
+    caller checks that native can run, with :func:`snn.native.unavailable_reason`). ``chunk`` is
+    the number of steps between saved potentials (default: about ``DEFAULT_CHUNK_ELEMENTS``
+    elements per chunk eagerly, ``COMPILED_CHUNK_STEPS`` compiled, ``NATIVE_CHUNK_STEPS``
+    native).
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     num_steps = current.shape[0]
     block = max(1, DEFAULT_CHUNK_ELEMENTS // max(1, v0.numel()))
     if chunk is None:
-        chunk = COMPILED_CHUNK_STEPS if compiled else CHECKPOINT_BLOCKS * block
+        chunk = {
+            "eager": CHECKPOINT_BLOCKS * block,
+            "compiled": COMPILED_CHUNK_STEPS,
+            "native": NATIVE_CHUNK_STEPS,
+        }[executor]
+    if executor == "native":
+        current = current.contiguous()  # the kernel walks raw memory
     if not (isinstance(chunk, int) and chunk >= 1):
         raise ValueError(f"chunk must be a positive number of time steps, got {chunk!r}")
     chunk = min(chunk, num_steps)
     block = min(block, chunk)
     return _FusedLIF.apply(
         current, v0, beta, v_th, v_rest, v_reset, reset, detach_reset, surrogate,
-        record_membrane, chunk, block, compiled,
+        record_membrane, chunk, block, executor,
     )  # fmt: skip

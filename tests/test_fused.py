@@ -1,4 +1,5 @@
-"""The fused LIF's own machinery: chunked recomputation, the compiled kernels, what it saves.
+"""The fused LIF's own machinery: chunked recomputation, the native and compiled executors, what
+it saves.
 
 Every gradient here is checked in float64 against the reference backend (a plain autograd loop
 over ``lif_step``), to 1e-10; every spike train bit for bit.
@@ -83,15 +84,18 @@ def test_chunked_recomputation_equals_reference(
     # `blocks_per_chunk` blocks; T = 7 leaves partial blocks and chunks
     monkeypatch.setattr(fused, "DEFAULT_CHUNK_ELEMENTS", block * v0.numel())
     monkeypatch.setattr(fused, "CHECKPOINT_BLOCKS", blocks_per_chunk)
-    got = _grads(x, v0, p, weights, lambda x, v, p: lif_sequence(x, v, p, record_membrane=True))
+    eager = lambda x, v, p: lif_sequence(x, v, p, record_membrane=True, backend="eager")  # noqa: E731
+    got = _grads(x, v0, p, weights, eager)
     _assert_same(got, _grads(x, v0, p, weights, _reference))
 
 
-def test_gradient_only_through_spikes_or_only_through_state():
+@pytest.mark.parametrize("backend", ["native", "eager"])
+def test_gradient_only_through_spikes_or_only_through_state(backend):
     """Unused outputs reach backward as None (no [T, ...] zeros are made); each alone is right."""
     x, v0, p, _ = _case("subtract", False, False, seed=5)
     for pick in (lambda o: o.spikes.sum(), lambda o: o.state.sum()):
-        got = torch.autograd.grad(pick(lif_sequence(x, v0, p)), [x, v0, p.beta, p.v_th])
+        out = lif_sequence(x, v0, p, backend=backend)
+        got = torch.autograd.grad(pick(out), [x, v0, p.beta, p.v_th])
         want = torch.autograd.grad(
             pick(lif_sequence(x, v0, p, backend="reference")), [x, v0, p.beta, p.v_th]
         )
@@ -99,24 +103,26 @@ def test_gradient_only_through_spikes_or_only_through_state():
             torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("backend", ["native", "eager"])
 @pytest.mark.parametrize("reset", RESETS)
-def test_float32_spikes_are_bitwise_the_reference(reset):
+def test_float32_spikes_are_bitwise_the_reference(reset, backend):
     """beta * v is rounded before the input is added, as lif_step does, so no spike moves."""
     g = torch.Generator().manual_seed(0)
     x = torch.rand(60, 8, 256, generator=g) * 0.6
     p = LIFParameters(beta=0.93, v_th=1.0, v_rest=0.1, v_reset=-0.2, reset=reset)
-    fast = lif_sequence(x, None, p, record_membrane=True)
+    fast = lif_sequence(x, None, p, record_membrane=True, backend=backend)
     ref = lif_sequence(x, None, p, record_membrane=True, backend="reference")
     assert fast.spikes.sum() > 0
     assert torch.equal(fast.spikes, ref.spikes)
     assert torch.equal(fast.membrane, ref.membrane)
 
 
-def test_saves_only_the_input_and_chunk_start_potentials():
+@pytest.mark.parametrize("backend", ["native", "eager"])
+def test_saves_only_the_input_and_chunk_start_potentials(backend):
     """The node's memory for backward: the input current plus one [B, N] per chunk."""
     T, B, N = 40, 4, 32
     x = torch.rand(T, B, N, requires_grad=True)
-    lif = snn.LIF(beta=0.9, learn_beta=True, learn_threshold=True, shape=N)
+    lif = snn.LIF(beta=0.9, learn_beta=True, learn_threshold=True, shape=N, backend=backend)
     saved = []
 
     def pack(t):
@@ -128,7 +134,8 @@ def test_saves_only_the_input_and_chunk_start_potentials():
     big = [t for t in saved if t.numel() >= T * B * N]
     assert len(big) == 1 and big[0].data_ptr() == x.data_ptr()  # the input itself, no copy
     block = max(1, fused.DEFAULT_CHUNK_ELEMENTS // (B * N))
-    chunks = -(-T // (fused.CHECKPOINT_BLOCKS * block))
+    chunk = fused.NATIVE_CHUNK_STEPS if backend == "native" else fused.CHECKPOINT_BLOCKS * block
+    chunks = -(-T // chunk)
     small = sum(t.numel() for t in saved if t.numel() < T * B * N)
     assert small <= (chunks + 1) * B * N + 2 * N + 1
 
@@ -141,11 +148,11 @@ def test_bad_chunk_is_rejected():
         )  # fmt: skip
 
 
-def _compiled_run(chunk):
+def _executor_run(executor, chunk):
     def run(x, v0, p):
         spikes, state, membrane = fused.fused_lif_sequence(
             p.gain * x, v0, p.beta, p.v_th, p.v_rest, p.v_reset, p.reset, p.detach_reset,
-            p.surrogate, True, chunk=chunk, compiled=True,
+            p.surrogate, True, chunk=chunk, executor=executor,
         )  # fmt: skip
         return snn.functional.LIFSequence(spikes, state, membrane)
 
@@ -159,7 +166,7 @@ def _compiled_run(chunk):
 def test_compiled_kernels_equal_reference(reset, physical):
     """Two chunks of two steps, each one compiled kernel forward and one backward."""
     x, v0, p, weights = _case(reset, False, physical, seed=11, T=4)
-    got = _grads(x, v0, p, weights, _compiled_run(chunk=2))
+    got = _grads(x, v0, p, weights, _executor_run("compiled", chunk=2))
     _assert_same(got, _grads(x, v0, p, weights, _reference))
     assert fused._compile_failed == []
 
@@ -176,5 +183,79 @@ def test_compile_failure_warns_and_runs_eagerly(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken_compile)
     x, v0, p, weights = _case("subtract", True, False, seed=3, T=5)
     with pytest.warns(RuntimeWarning, match="could not build the fused LIF kernels"):
-        got = _grads(x, v0, p, weights, _compiled_run(chunk=2))
+        got = _grads(x, v0, p, weights, _executor_run("compiled", chunk=2))
     _assert_same(got, _grads(x, v0, p, weights, _reference))
+
+
+# ---------------------------------------------------------------------------------------------
+# The native executor (snn/csrc): every reset, chunking, threads, and why it declines to run.
+
+needs_cc = pytest.mark.skipif(
+    snn.native._compiler() is None, reason="the native kernel needs a C compiler"
+)
+
+
+@needs_cc
+@pytest.mark.parametrize(
+    "reset,detach,physical", list(itertools.product(RESETS, [False, True], [False, True]))
+)
+@pytest.mark.parametrize("chunk", [1, 3, 7])
+def test_native_kernel_equals_reference(reset, detach, physical, chunk):
+    """T = 7 in chunks of 1, 3 (partial last chunk) and 7 steps; per-neuron learnable params."""
+    x, v0, p, weights = _case(reset, detach, physical, seed=chunk)
+    got = _grads(x, v0, p, weights, _executor_run("native", chunk))
+    _assert_same(got, _grads(x, v0, p, weights, _reference))
+
+
+@needs_cc
+def test_native_threads_split_the_neurons_without_changing_a_bit():
+    g = torch.Generator().manual_seed(4)
+    x = (torch.rand(40, 2, 5000, generator=g) * 0.7).requires_grad_()
+    w = torch.randn(40, 2, 5000, generator=g)
+    lif = snn.LIF(beta=0.9, learn_beta=True, shape=5000, backend="native")
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2):  # 2 threads: the neurons are split in two ranges (see native._ranges)
+            torch.set_num_threads(n)
+            assert len(snn.native._ranges(2 * 5000)) == n
+            out = lif(x)
+            results.append((out, *torch.autograd.grad((w * out).sum(), [x, lif.beta_logit])))
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_native_backend_says_why_it_cannot_run(monkeypatch):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Mine(snn.surrogate.Surrogate):
+        def derivative(self, u):
+            return torch.ones_like(u)
+
+    x = torch.rand(5, 2, 3)
+    with pytest.raises(ValueError, match="float32 and float64, and the input is torch.bfloat16"):
+        snn.LIF(backend="native")(x.bfloat16())
+    with pytest.raises(ValueError, match="built-in surrogates only, not Mine"):
+        snn.LIF(backend="native", surrogate=Mine())(x)
+    # no compiler: "native" says so, and the default runs the eager executor, same spikes
+    monkeypatch.setattr(snn.native, "_library", None)
+    monkeypatch.setattr(snn.native, "_build_error", None)
+    monkeypatch.setattr(snn.native, "_compiler", lambda: None)
+    with pytest.raises(ValueError, match="could not be built: no C compiler found"):
+        snn.LIF(backend="native")(x)
+    assert torch.equal(snn.LIF()(x), snn.LIF(backend="reference")(x))
+
+
+@needs_cc
+def test_native_build_is_cached_by_content(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNN_CACHE_DIR", str(tmp_path))
+    lib = snn.native._build()
+    built = list(tmp_path.iterdir())
+    assert len(built) == 1 and built[0].name.startswith("lif-") and built[0].suffix == ".so"
+    assert lib.snn_lif_abi() == snn.native._ABI
+    stamp = built[0].stat().st_mtime_ns
+    snn.native._build()  # the same source and machine: loaded, not rebuilt
+    assert [f.stat().st_mtime_ns for f in tmp_path.iterdir()] == [stamp]

@@ -77,7 +77,7 @@ cases = st.fixed_dictionaries(
 )
 
 
-@pytest.mark.parametrize("backend", ["fused", "reference"])
+@pytest.mark.parametrize("backend", ["native", "eager", "reference"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases)
 def test_sequence_gradients_equal_naive_loop(backend, case):

@@ -1,0 +1,266 @@
+"""The fused LIF's native CPU executor: a small C kernel, built on first use and cached.
+
+``snn/csrc/lif.c`` runs the fused node's algorithm (see :mod:`snn.fused`) for a range of neurons:
+each neuron's time loop is independent, so the neuron axis is split over
+``torch.get_num_threads()`` Python threads (``ctypes`` releases the GIL during the call). It is
+plain C with no PyTorch headers, so it builds in about a second with the system C compiler
+(``$CC``, else ``cc`` or ``gcc``) and needs nothing else. The library is cached in
+``$SNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/snn`` or ``~/.cache/snn``, under a name made from the
+source, the compiler and the CPU, so a changed kernel or machine rebuilds it.
+
+It covers CPU tensors of float32 and float64 with one of the built-in surrogates; anything else
+(bf16, CUDA, a user's own surrogate) runs on the eager executor. :func:`unavailable_reason` says
+why it cannot run, or ``None`` when it can.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from snn import surrogate as sg
+
+__all__ = ["unavailable_reason", "forward", "backward", "SOURCE_DIR"]
+
+SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
+_SOURCES = ("lif.c", "lif_kernel.h")
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared"]
+_ABI = 1
+_RESETS = {"subtract": 0, "zero": 1, "none": 2}
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+# the smallest neuron range worth a thread of its own
+_MIN_NEURONS_PER_THREAD = 2048
+
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_build_error: str | None = None
+_pool: ThreadPoolExecutor | None = None
+
+
+def _surrogate_code(s: sg.Surrogate) -> tuple[int, float, float] | None:
+    """The kernel's code and two constants for a built-in surrogate, or None for any other."""
+    kind = type(s)
+    if kind is sg.ATan:
+        return 0, s.alpha / 2, 3.141592653589793 * s.alpha / 2
+    if kind is sg.FastSigmoid:
+        return 1, 0.0, s.slope
+    if kind is sg.Sigmoid:
+        return 2, 0.0, s.slope
+    if kind is sg.Triangle:
+        return 3, 0.0, s.width
+    if kind is sg.Rectangular:
+        return 4, s.width / 2, s.width
+    if kind is sg.StraightThrough:
+        return 5, 0.0, 0.0
+    return None
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("SNN_CACHE_DIR"):
+        return Path(os.environ["SNN_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "snn"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "flags")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build() -> ctypes.CDLL:
+    cc = _compiler()
+    if cc is None:
+        raise OSError("no C compiler found (set $CC, or install gcc or clang)")
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256()
+    for part in (*(SOURCE_DIR / f for f in _SOURCES),):
+        key.update(part.read_bytes())
+    key.update(" ".join([cc, version, platform.machine(), _cpu_model(), *_FLAGS]).encode())
+    target = _cache_dir() / f"lif-{key.hexdigest()[:16]}.so"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # build beside the target, then rename: another process never loads a half-written file
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(fd)
+        try:
+            result = subprocess.run(
+                [cc, *_FLAGS, "-o", tmp, str(SOURCE_DIR / "lif.c"), "-lm"],
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode != 0:
+                first = (result.stderr.strip().splitlines() or ["(no output)"])[0]
+                raise OSError(f"{cc} failed to build snn/csrc/lif.c: {first}")
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    lib = ctypes.CDLL(str(target))
+    if lib.snn_lif_abi() != _ABI:
+        raise OSError(f"{target} has ABI {lib.snn_lif_abi()}, expected {_ABI}; delete it")
+    ptr, dbl, i32, i64 = ctypes.c_void_p, ctypes.c_double, ctypes.c_int, ctypes.c_int64
+    for suffix in _SUFFIX.values():
+        fn = getattr(lib, f"lif_forward_{suffix}")
+        fn.argtypes = [*[ptr] * 9, dbl, dbl, i32, *[i64] * 5]
+        fn.restype = None
+        fn = getattr(lib, f"lif_backward_{suffix}")
+        fn.argtypes = [*[ptr] * 13, dbl, dbl, i32, i32, i32, dbl, dbl, *[i64] * 5]
+        fn.restype = ctypes.c_int
+    return lib
+
+
+def _load() -> ctypes.CDLL | None:
+    global _library, _build_error
+    with _lock:
+        if _library is None and _build_error is None:
+            try:
+                _library = _build()
+            except (OSError, subprocess.SubprocessError) as err:
+                _build_error = str(err)
+        return _library
+
+
+def unavailable_reason(x: Tensor, surrogate: sg.Surrogate) -> str | None:
+    """Why the native kernel cannot run on ``x`` with ``surrogate``; ``None`` if it can."""
+    if x.device.type != "cpu":
+        return f"it runs on CPU only, and the input is on {x.device}"
+    if x.dtype not in _SUFFIX:
+        return f"it supports float32 and float64, and the input is {x.dtype}"
+    if _surrogate_code(surrogate) is None:
+        return f"it knows the built-in surrogates only, not {type(surrogate).__name__}"
+    if _load() is None:
+        return f"the C kernel could not be built: {_build_error}"
+    return None
+
+
+def _ranges(n: int) -> list[tuple[int, int]]:
+    threads = max(1, min(torch.get_num_threads(), n // _MIN_NEURONS_PER_THREAD))
+    step = -(-n // threads)
+    step = -(-step // 64) * 64  # whole cache lines per thread
+    return [(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _run(fn, n: int) -> list:
+    global _pool
+    ranges = _ranges(n)
+    if len(ranges) == 1:
+        return [fn(*ranges[0])]
+    with _lock:
+        if _pool is None or _pool._max_workers < len(ranges):
+            _pool = ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="snn-lif")
+        pool = _pool
+    return list(pool.map(lambda r: fn(*r), ranges))
+
+
+def _per_neuron(p: Tensor, like: Tensor) -> Tensor:
+    return p.to(like.dtype).expand(like.shape).contiguous()
+
+
+def _call(name: str, dtype: torch.dtype, n: int, *args) -> list:
+    """Run kernel ``name`` over the neuron ranges; every tensor argument must stay alive (the
+    caller holds it) and be contiguous; ``None`` becomes a NULL pointer."""
+    lib = _load()
+    assert lib is not None, "check unavailable_reason() first"
+    fn = getattr(lib, f"{name}_{_SUFFIX[dtype]}")
+    c_args = []
+    for a in args:
+        if a is None or isinstance(a, Tensor):
+            assert a is None or a.is_contiguous()
+            a = None if a is None else a.data_ptr()
+        c_args.append(a)
+    results = _run(lambda i0, i1: fn(*c_args, i0, i1), n)
+    if any(results):  # only the backward returns a status: -1 when malloc failed
+        raise MemoryError("snn's native LIF kernel could not allocate its chunk buffers")
+    return results
+
+
+def forward(
+    current: Tensor,
+    v0: Tensor,
+    beta: Tensor,
+    v_th: Tensor,
+    jump: Tensor,
+    v_rest: float,
+    v_reset: float,
+    reset: str,
+    spikes: Tensor,
+    membrane: Tensor | None,
+    starts: Tensor,
+    chunk: int,
+) -> Tensor:
+    """Run the forward time loop into ``spikes``, ``membrane`` (or ``None``) and ``starts`` (the
+    potential at the start of chunks 1, 2, ...); return the last potential."""
+    v0 = v0.contiguous()
+    beta, v_th, jump = (_per_neuron(p, v0) for p in (beta, v_th, jump))
+    v_last = torch.empty_like(v0)
+    _call(
+        "lif_forward", current.dtype, v0.numel(), current.contiguous(), v0, spikes, membrane,
+        starts, v_last, beta, v_th, jump, float(v_rest), float(v_reset), _reset_code(reset),
+        current.shape[0], v0.numel(), chunk,
+    )  # fmt: skip
+    return v_last
+
+
+def backward(
+    current: Tensor,
+    v0: Tensor,
+    starts: Tensor,
+    grad_spikes: Tensor | None,
+    grad_membrane: Tensor | None,
+    grad_v_last: Tensor | None,
+    beta: Tensor,
+    v_th: Tensor,
+    jump: Tensor,
+    v_rest: float,
+    v_reset: float,
+    reset: str,
+    detach_reset: bool,
+    surrogate: sg.Surrogate,
+    chunk: int,
+    need_beta: bool,
+    need_v_th: bool,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """Reverse the time loop: ``(dL/dI [T, ...], dL/dv0, dL/dbeta, dL/dv_th)``, the last two per
+    neuron (state-shaped, summed over time) or ``None`` when not needed."""
+    v0 = v0.contiguous()
+    beta, v_th, jump = (_per_neuron(p, v0) for p in (beta, v_th, jump))
+    grads = [g if g is None else g.contiguous() for g in (grad_spikes, grad_membrane, grad_v_last)]
+    grad_current = torch.empty_like(current)
+    grad_v0 = torch.empty_like(v0)
+    grad_beta = torch.empty_like(v0) if need_beta else None
+    grad_v_th = torch.empty_like(v0) if need_v_th else None
+    code, c1, c2 = _surrogate_code(surrogate)
+    _call(
+        "lif_backward", current.dtype, v0.numel(), current.contiguous(), v0, starts, *grads,
+        grad_current, grad_v0, grad_beta, grad_v_th, beta, v_th, jump, float(v_rest),
+        float(v_reset), _reset_code(reset), int(detach_reset), code, float(c1), float(c2),
+        current.shape[0], v0.numel(), chunk,
+    )  # fmt: skip
+    return grad_current, grad_v0, grad_beta, grad_v_th
+
+
+def _reset_code(reset: str) -> int:
+    return _RESETS[reset]
