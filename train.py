@@ -615,11 +615,22 @@ def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: MN
                 if cfg.optim.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
                 loss_value = loss.item()
-                if not math.isfinite(loss_value):  # before opt.step: the weights stay finite
+                # before opt.step, so the weights stay finite; all ranks agree, since one rank's
+                # NaN has reached every rank's averaged gradients
+                nonfinite = summed([float(not math.isfinite(loss_value))], dist, device)[0]
+                if nonfinite:
+                    value = "non-finite" if math.isfinite(loss_value) else loss_value
+                    where = ""
+                    if dist.active:
+                        where = f" on {nonfinite:.0f} of {dist.world_size} processes"
+                    kept = (
+                        f"{last_path} holds the last good state"
+                        if last_path.exists()
+                        else "no checkpoint had been written yet"
+                    )
                     raise TrainingError(
-                        f"the loss became {loss_value} at step {progress.global_step + 1} (epoch "
-                        f"{epoch + 1}); {last_path} holds the last good state. Lower optim.lr or "
-                        "set optim.grad_clip"
+                        f"the loss became {value}{where} at step {progress.global_step + 1} "
+                        f"(epoch {epoch + 1}); {kept}. Lower optim.lr or set optim.grad_clip"
                     )
                 opt.step()
                 sched.step()

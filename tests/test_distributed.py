@@ -56,9 +56,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(nproc: int, *args: str, interrupt_at: str | None = None) -> tuple[int, str, str]:
-    """Run train.py under torchrun; with ``interrupt_at`` (a ``train.fault_point``), press
-    Ctrl-C (SIGINT to torchrun) while the ranks pause there. Exit code, stdout, stderr."""
+def torchrun(
+    nproc: int, *args: str, interrupt_at: str | None = None, script: Path = ROOT / "train.py"
+) -> tuple[int, str, str]:
+    """Run ``script`` (train.py) under torchrun; with ``interrupt_at`` (a ``train.fault_point``),
+    press Ctrl-C (SIGINT to torchrun) while the ranks pause there. Exit code, stdout, stderr."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     marker = Path(args[-1].partition("=")[2] + ".paused")
     if interrupt_at:
@@ -67,7 +69,7 @@ def torchrun(nproc: int, *args: str, interrupt_at: str | None = None) -> tuple[i
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"]
     cmd += ["--nnodes=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}"]
     proc = subprocess.Popen(
-        [*cmd, str(ROOT / "train.py"), *args],
+        [*cmd, str(script), *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -159,3 +161,43 @@ def test_each_rank_draws_its_own_poisson_spikes():
         for s in (train.encoding_seed(0, 0), train.encoding_seed(0, 1))
     )
     assert not torch.equal(a, b)
+
+
+NAN_ON_RANK_1 = """
+import math, os, sys
+sys.path.insert(0, {root!r})
+import train
+
+real = train.loss_and_scores
+calls = [0]
+
+
+def nan_on_rank_1_from_step_3(out, y, cfg):
+    loss, scores = real(out, y, cfg)
+    calls[0] += 1
+    if os.environ["RANK"] == "1" and calls[0] >= 3:
+        loss = loss * math.nan
+    return loss, scores
+
+
+train.loss_and_scores = nan_on_rank_1_from_step_3
+sys.exit(train.main())
+"""
+
+
+def test_a_nan_on_one_rank_stops_every_rank_at_that_step(tmp_path):
+    """Rank 1's loss turns NaN at step 3. Its NaN reaches both ranks' averaged gradients, so both
+    must stop before the optimizer step, with the message, not with a hung collective."""
+    script = tmp_path / "nan_train.py"
+    script.write_text(NAN_ON_RANK_1.format(root=str(ROOT)))
+    t0 = time.monotonic()
+    run_args = [*ARGS, "train.checkpoint_every=2", f"out_dir={tmp_path / 'run'}"]
+    code, out, err = torchrun(2, *run_args, script=script)
+    assert code == 1, out[-2000:] + err[-3000:]
+    assert time.monotonic() - t0 < 100  # no rank waited for a collective timeout
+    assert "the loss became nan on 1 of 2 processes at step 3" in err
+    assert "the loss became non-finite on 1 of 2 processes at step 3" in err
+    last = load_checkpoint(only_run(tmp_path / "run") / "last.pt")
+    assert last["progress"]["global_step"] == 2
+    weights = [w for name, w in last["model"].items() if name.endswith(("weight", "bias"))]
+    assert len(weights) == 4 and all(bool(torch.isfinite(w).all()) for w in weights)
