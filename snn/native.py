@@ -36,7 +36,7 @@ __all__ = ["unavailable_reason", "forward", "backward", "SOURCE_DIR"]
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 _SOURCES = ("lif.c", "lif_kernel.h")
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared"]
-_ABI = 1
+_ABI = 2
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 # the smallest neuron range worth a thread of its own
@@ -127,7 +127,7 @@ def _build() -> ctypes.CDLL:
         fn.argtypes = [*[ptr] * 9, dbl, dbl, i32, *[i64] * 5]
         fn.restype = None
         fn = getattr(lib, f"lif_backward_{suffix}")
-        fn.argtypes = [*[ptr] * 13, dbl, dbl, i32, i32, i32, dbl, dbl, *[i64] * 5]
+        fn.argtypes = [*[ptr] * 13, dbl, dbl, i32, i32, i32, dbl, dbl, *[i64] * 7]
         fn.restype = ctypes.c_int
     return lib
 
@@ -247,19 +247,33 @@ def backward(
     neuron (state-shaped, summed over time) or ``None`` when not needed."""
     v0 = v0.contiguous()
     beta, v_th, jump = (_per_neuron(p, v0) for p in (beta, v_th, jump))
-    grads = [g if g is None else g.contiguous() for g in (grad_spikes, grad_membrane, grad_v_last)]
+    (grad_spikes, gs_step), (grad_membrane, gm_step) = map(_per_step, (grad_spikes, grad_membrane))
+    grad_v_last = None if grad_v_last is None else grad_v_last.contiguous()
     grad_current = torch.empty_like(current)
     grad_v0 = torch.empty_like(v0)
     grad_beta = torch.empty_like(v0) if need_beta else None
     grad_v_th = torch.empty_like(v0) if need_v_th else None
     code, c1, c2 = _surrogate_code(surrogate)
     _call(
-        "lif_backward", current.dtype, v0.numel(), current.contiguous(), v0, starts, *grads,
+        "lif_backward", current.dtype, v0.numel(), current.contiguous(), v0, starts, grad_spikes,
+        grad_membrane, grad_v_last,
         grad_current, grad_v0, grad_beta, grad_v_th, beta, v_th, jump, float(v_rest),
         float(v_reset), _reset_code(reset), int(detach_reset), code, float(c1), float(c2),
-        current.shape[0], v0.numel(), chunk,
+        gs_step, gm_step, current.shape[0], v0.numel(), chunk,
     )  # fmt: skip
     return grad_current, grad_v0, grad_beta, grad_v_th
+
+
+def _per_step(grad: Tensor | None) -> tuple[Tensor | None, int]:
+    """An incoming ``[T, ...]`` gradient as the kernel reads it, and its elements per time step.
+
+    A gradient that is the same at every step (a loss on the sum over time makes one, expanded
+    with stride 0) is passed as its first step with a step of 0, not copied T times."""
+    if grad is None:
+        return None, 0
+    if grad.stride(0) == 0:
+        return grad[0].contiguous(), 0
+    return grad.contiguous(), grad[0].numel()
 
 
 def _reset_code(reset: str) -> int:

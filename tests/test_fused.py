@@ -259,3 +259,32 @@ def test_native_build_is_cached_by_content(monkeypatch, tmp_path):
     stamp = built[0].stat().st_mtime_ns
     snn.native._build()  # the same source and machine: loaded, not rebuilt
     assert [f.stat().st_mtime_ns for f in tmp_path.iterdir()] == [stamp]
+
+
+@needs_cc
+@pytest.mark.parametrize("backend", ["native", "eager"])
+def test_gradient_the_same_at_every_step_is_read_in_place(backend):
+    """A loss on sums over time hands backward stride-0 gradients ([T, ...] views of one step);
+    the result is as for the same gradient written out T times."""
+    x, v0, p, weights = _case("zero", False, True, seed=8)
+    w_s, w_v, w_m = weights[0][0], weights[1], weights[2][0]  # one step's weights, every step
+
+    def loss(out):
+        return (
+            (w_s * out.spikes.sum(0)).sum()
+            + (w_v * out.state).sum()
+            + (w_m * out.membrane.sum(0)).sum()
+        )
+
+    inputs = [x, v0, p.beta, p.v_th]
+    got = torch.autograd.grad(
+        loss(lif_sequence(x, v0, p, record_membrane=True, backend=backend)), inputs
+    )
+    want = torch.autograd.grad(loss(_reference(x, v0, p)), inputs)
+    for g, r in zip(got, want, strict=True):
+        torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
+    # and the all-zero strides of a plain .sum()
+    got = torch.autograd.grad(lif_sequence(x, v0, p, backend=backend).spikes.sum(), inputs)
+    want = torch.autograd.grad(_reference(x, v0, p).spikes.sum(), inputs)
+    for g, r in zip(got, want, strict=True):
+        torch.testing.assert_close(g, r, rtol=0, atol=1e-10)

@@ -26,7 +26,7 @@ enum {
 #endif
 
 /* The ABI version the Python loader checks, bumped with any change of a signature below. */
-int snn_lif_abi(void) { return 1; }
+int snn_lif_abi(void) { return 2; }
 
 #define REAL float
 #define NAME(f) f##_f32

@@ -118,14 +118,17 @@ static inline __attribute__((always_inline)) void NAME(reverse_tile)(
 }
 
 /* Reverse the steps. grad_spikes, grad_membrane, grad_v_last may be NULL (no gradient flows in
-   through them); grad_beta and grad_v_th (per neuron, summed over time) are NULL when not needed.
-   Writes dL/dI into grad_x and dL/dv0 into grad_v0. Returns 0, or -1 if out of memory. */
+   through them); grad_spikes and grad_membrane advance by gs_step and gm_step elements per time
+   step (n, or 0 for a gradient that is the same at every step, as after a sum over time).
+   grad_beta and grad_v_th (per neuron, summed over time) are NULL when not needed. Writes dL/dI
+   into grad_x and dL/dv0 into grad_v0. Returns 0, or -1 if out of memory. */
 int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const REAL *grad_spikes,
                        const REAL *grad_membrane, const REAL *grad_v_last, REAL *grad_x,
                        REAL *grad_v0, REAL *grad_beta, REAL *grad_v_th, const REAL *beta,
                        const REAL *v_th, const REAL *jump, double v_rest_d, double v_reset_d,
                        int reset, int detach_reset, int surrogate, double c1_d, double c2_d,
-                       int64_t steps, int64_t n, int64_t chunk, int64_t i0, int64_t i1) {
+                       int64_t gs_step, int64_t gm_step, int64_t steps, int64_t n,
+                       int64_t chunk, int64_t i0, int64_t i1) {
     const REAL v_rest = (REAL)v_rest_d, v_reset = (REAL)v_reset_d;
     const REAL c1 = (REAL)c1_d, c2 = (REAL)c2_d;
     const int has_rest = v_rest != 0;
@@ -166,12 +169,12 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
             }
             for (int64_t t = t1 - 1; t >= t0; t--) {
                 const REAL *ht = pre + (t - t0) * TILE;
-                const REAL *gs = grad_spikes ? grad_spikes + t * n + a : zeros;
-                const REAL *gm = grad_membrane ? grad_membrane + t * n + a : zeros;
+                const REAL *gs = grad_spikes ? grad_spikes + t * gs_step + a : zeros;
+                const REAL *gm = grad_membrane ? grad_membrane + t * gm_step + a : zeros;
                 REAL *gx = grad_x + t * n + a;
                 if (t >= AHEAD) { /* rows a few steps back, which the hardware does not foresee */
-                    if (grad_spikes) NAME(prefetch)(gs - AHEAD * n, m);
-                    if (grad_membrane) NAME(prefetch)(gm - AHEAD * n, m);
+                    if (grad_spikes && gs_step) NAME(prefetch)(gs - AHEAD * gs_step, m);
+                    if (grad_membrane && gm_step) NAME(prefetch)(gm - AHEAD * gm_step, m);
                 }
                 if (t - t0 < AHEAD && t0 > 0) /* the start of the previous chunk's recompute */
                     NAME(prefetch)(x + (t0 - chunk + (t - t0)) * n + a, m);
