@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from torch.utils.data import DistributedSampler
 
 __all__ = [
     "DatasetNotFoundError",
@@ -180,13 +181,17 @@ def num_batches(n: int, batch_size: int, world_size: int = 1) -> int:
 def epoch_order(
     n: int, epoch: int, seed: int, batch_size: int, rank: int = 0, world_size: int = 1
 ) -> Tensor:
-    """The sample indices of ``epoch``, as ``[num_batches, batch_size]``.
+    """The sample indices of ``epoch`` for process ``rank``, as ``[num_batches, batch_size]``.
 
-    A pure function of ``(seed, epoch)``, so a resumed run needs only the epoch and the step to
-    continue with the very same batches. With ``world_size > 1`` each rank gets every
-    ``world_size``-th index of the shared permutation (a disjoint shard, as DistributedSampler).
+    torch's ``DistributedSampler`` (shuffled with ``seed + epoch``, last partial share dropped)
+    deals each rank a disjoint shard of one shared permutation; with ``world_size=1`` it is a plain
+    shuffle. A pure function of ``(seed, epoch)``, so a resumed run needs only the epoch and the
+    step to continue with the very same batches.
     """
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=g)[rank::world_size]
+    sampler = DistributedSampler(
+        range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
+    )
+    sampler.set_epoch(epoch)
+    shard = torch.tensor(list(sampler), dtype=torch.long)
     nb = num_batches(n, batch_size, world_size)
-    return perm[: nb * batch_size].view(nb, batch_size)
+    return shard[: nb * batch_size].view(nb, batch_size)
