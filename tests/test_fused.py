@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 import torch
+from _backends import FUSED_EXECUTORS, needs_cc
 
 import snn
 from snn import fused
@@ -89,7 +90,7 @@ def test_chunked_recomputation_equals_reference(
     _assert_same(got, _grads(x, v0, p, weights, _reference))
 
 
-@pytest.mark.parametrize("backend", ["native", "eager"])
+@pytest.mark.parametrize("backend", FUSED_EXECUTORS)
 def test_gradient_only_through_spikes_or_only_through_state(backend):
     """Unused outputs reach backward as None (no [T, ...] zeros are made); each alone is right."""
     x, v0, p, _ = _case("subtract", False, False, seed=5)
@@ -103,7 +104,7 @@ def test_gradient_only_through_spikes_or_only_through_state(backend):
             torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("backend", ["native", "eager"])
+@pytest.mark.parametrize("backend", FUSED_EXECUTORS)
 @pytest.mark.parametrize("reset", RESETS)
 def test_float32_spikes_are_bitwise_the_reference(reset, backend):
     """beta * v is rounded before the input is added, as lif_step does, so no spike moves."""
@@ -117,7 +118,7 @@ def test_float32_spikes_are_bitwise_the_reference(reset, backend):
     assert torch.equal(fast.membrane, ref.membrane)
 
 
-@pytest.mark.parametrize("backend", ["native", "eager"])
+@pytest.mark.parametrize("backend", FUSED_EXECUTORS)
 def test_saves_only_the_input_and_chunk_start_potentials(backend):
     """The node's memory for backward: the input current plus one [B, N] per chunk."""
     T, B, N = 40, 4, 32
@@ -190,10 +191,6 @@ def test_compile_failure_warns_and_runs_eagerly(monkeypatch):
 # ---------------------------------------------------------------------------------------------
 # The native executor (snn/csrc): every reset, chunking, threads, and why it declines to run.
 
-needs_cc = pytest.mark.skipif(
-    snn.native._compiler() is None, reason="the native kernel needs a C compiler"
-)
-
 
 @needs_cc
 @pytest.mark.parametrize(
@@ -262,7 +259,7 @@ def test_native_build_is_cached_by_content(monkeypatch, tmp_path):
 
 
 @needs_cc
-@pytest.mark.parametrize("backend", ["native", "eager"])
+@pytest.mark.parametrize("backend", FUSED_EXECUTORS)
 def test_gradient_the_same_at_every_step_is_read_in_place(backend):
     """A loss on sums over time hands backward stride-0 gradients ([T, ...] views of one step);
     the result is as for the same gradient written out T times."""

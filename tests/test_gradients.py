@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from _backends import ALL_BACKENDS
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -77,7 +78,7 @@ cases = st.fixed_dictionaries(
 )
 
 
-@pytest.mark.parametrize("backend", ["native", "eager", "reference"])
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases)
 def test_sequence_gradients_equal_naive_loop(backend, case):

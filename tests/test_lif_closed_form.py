@@ -5,11 +5,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from _backends import ALL_BACKENDS
 from _reference import discrete_lif_loop, euler_lif_loop, zero_reset_spike_steps
 
 import snn
 
-BACKENDS = ["native", "eager", "reference"]
+BACKENDS = ALL_BACKENDS
 
 SEED = dict(tau=10.0, dt=0.1, v_rest=-65.0, v_reset=-70.0, v_th=-50.0, r=100.0)
 
