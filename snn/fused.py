@@ -38,16 +38,19 @@ Every step rounds exactly as :func:`snn.functional.lif_step` does (``beta * v`` 
 before ``I_t`` is added: no fused multiply-add), so the spikes equal the reference loop's bit for
 bit and the gradients equal autograd through it to rounding.
 
-Two executors run the same algorithm:
+Three executors run the same algorithm:
 
-* **eager** (the default): PyTorch operations writing into preallocated buffers, four per step
-  forward and six per step backward, plus a handful per block. Needs nothing but PyTorch.
-* **compiled** (``compiled=True``): each chunk of ``K`` steps, forward or backward, is one kernel
-  made by ``torch.compile`` (Inductor: C++/OpenMP on CPU; Triton on GPU, where the same code
-  should run but has not been tested), which reads each input and writes each output once. It
-  needs a working C++ compiler on CPU (Triton on GPU), compiles once per shape and configuration
-  (seconds to a minute), and pays off for long runs. If compilation fails it warns once and
-  runs eagerly.
+* **native** (what ``backend="fused"`` picks on CPU): a plain-C kernel, ``snn/csrc/lif.c``, that
+  walks tiles of neurons through time, recomputing a chunk's potentials into a buffer that stays
+  in cache (:mod:`snn.native` builds and loads it). CPU, float32/float64, built-in surrogates.
+* **eager**: PyTorch operations writing into preallocated buffers, four per step forward and six
+  per step backward, plus a handful per block. Needs nothing but PyTorch; runs anywhere.
+* **compiled**: each chunk of ``K`` steps, forward or backward, is one kernel made by
+  ``torch.compile`` (Inductor: C++/OpenMP on CPU; Triton on GPU, where the same code should run
+  but has not been tested), which reads each input and writes each output once. It needs a
+  working C++ compiler on CPU (Triton on GPU), compiles once per shape and configuration
+  (seconds to a minute), and pays off for long runs. If compilation fails it warns once and runs
+  eagerly.
 """
 
 from __future__ import annotations
@@ -236,7 +239,7 @@ def _run_compiled(name: str, fn: Callable, *args) -> tuple[bool, object]:
         warnings.warn(
             "snn: torch.compile could not build the fused LIF kernels "
             f"({_compile_failed[0]}); running the eager fused loop instead (same results, "
-            "slower). Install a C++ compiler (CPU) or Triton (GPU), or pass compiled=False.",
+            "slower). Install a C++ compiler (CPU) or Triton (GPU), or use another backend.",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -45,14 +46,15 @@ _MIN_NEURONS_PER_THREAD = 2048
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _build_error: str | None = None
-_pool: ThreadPoolExecutor | None = None
+_pool: ThreadPoolExecutor | None = None  # the threads that run neuron ranges side by side
+_pool_size = 0
 
 
 def _surrogate_code(s: sg.Surrogate) -> tuple[int, float, float] | None:
     """The kernel's code and two constants for a built-in surrogate, or None for any other."""
     kind = type(s)
     if kind is sg.ATan:
-        return 0, s.alpha / 2, 3.141592653589793 * s.alpha / 2
+        return 0, s.alpha / 2, math.pi * s.alpha / 2
     if kind is sg.FastSigmoid:
         return 1, 0.0, s.slope
     if kind is sg.Sigmoid:
@@ -96,8 +98,8 @@ def _build() -> ctypes.CDLL:
         raise OSError("no C compiler found (set $CC, or install gcc or clang)")
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256()
-    for part in (*(SOURCE_DIR / f for f in _SOURCES),):
-        key.update(part.read_bytes())
+    for name in _SOURCES:
+        key.update((SOURCE_DIR / name).read_bytes())
     key.update(" ".join([cc, version, platform.machine(), _cpu_model(), *_FLAGS]).encode())
     target = _cache_dir() / f"lif-{key.hexdigest()[:16]}.so"
     if not target.exists():
@@ -164,13 +166,15 @@ def _ranges(n: int) -> list[tuple[int, int]]:
 
 
 def _run(fn, n: int) -> list:
-    global _pool
+    """``fn(i0, i1)`` over the neuron ranges, on threads when there are several."""
+    global _pool, _pool_size
     ranges = _ranges(n)
     if len(ranges) == 1:
         return [fn(*ranges[0])]
     with _lock:
-        if _pool is None or _pool._max_workers < len(ranges):
+        if _pool is None or _pool_size < len(ranges):
             _pool = ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="snn-lif")
+            _pool_size = len(ranges)
         pool = _pool
     return list(pool.map(lambda r: fn(*r), ranges))
 
