@@ -159,6 +159,9 @@ def unavailable_reason(x: Tensor, surrogate: sg.Surrogate) -> str | None:
 
 
 def _ranges(n: int) -> list[tuple[int, int]]:
+    """Split neurons ``[0, n)`` into one range per thread (none for an empty batch)."""
+    if n == 0:
+        return []
     threads = max(1, min(torch.get_num_threads(), n // _MIN_NEURONS_PER_THREAD))
     step = -(-n // threads)
     step = -(-step // 64) * 64  # whole cache lines per thread
@@ -169,8 +172,8 @@ def _run(fn, n: int) -> list:
     """``fn(i0, i1)`` over the neuron ranges, on threads when there are several."""
     global _pool, _pool_size
     ranges = _ranges(n)
-    if len(ranges) == 1:
-        return [fn(*ranges[0])]
+    if len(ranges) <= 1:
+        return [fn(*r) for r in ranges]
     with _lock:
         if _pool is None or _pool_size < len(ranges):
             _pool = ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="snn-lif")

@@ -285,3 +285,27 @@ def test_gradient_the_same_at_every_step_is_read_in_place(backend):
     want = torch.autograd.grad(_reference(x, v0, p).spikes.sum(), inputs)
     for g, r in zip(got, want, strict=True):
         torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", FUSED_EXECUTORS)
+def test_an_empty_batch_runs(backend):
+    x = torch.rand(5, 0, 3, requires_grad=True)
+    lif = snn.LIF(backend=backend)
+    out = lif.run(x, record_membrane=True)
+    assert out.spikes.shape == out.membrane.shape == (5, 0, 3) and out.state.shape == (0, 3)
+    out.spikes.sum().backward()
+    assert x.grad.shape == (5, 0, 3)
+
+
+@pytest.mark.parametrize("backend", FUSED_EXECUTORS)
+def test_a_strided_input_gives_the_same_spikes_and_gradients(backend):
+    g = torch.Generator().manual_seed(2)
+    batch_first = (torch.rand(3, 20, 7, generator=g, dtype=torch.float64) * 0.8).requires_grad_()
+    x = batch_first.transpose(0, 1)  # [T, B, N], not contiguous
+    w = torch.randn(20, 3, 7, generator=g, dtype=torch.float64)
+    got = snn.LIF(beta=0.8, backend=backend, dtype=torch.float64)(x)
+    (grad,) = torch.autograd.grad((w * got).sum(), batch_first)
+    want = snn.LIF(beta=0.8, backend="reference", dtype=torch.float64)(x.contiguous())
+    (grad_want,) = torch.autograd.grad((w * want).sum(), batch_first)
+    assert got.sum() > 0 and torch.equal(got, want)
+    torch.testing.assert_close(grad, grad_want, rtol=0, atol=1e-10)
