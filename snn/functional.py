@@ -264,6 +264,18 @@ def lif_sequence(
             f"{tuple(x.shape[1:])}; pass state=None to start from rest (snn never re-zeroes it "
             "silently)"
         )
+    elif state.dtype != x.dtype or state.device != x.device:
+        raise ValueError(
+            f"state is {state.dtype} on {state.device} but the input is {x.dtype} on {x.device}; "
+            "pass state.to(x) (snn does not convert it silently)"
+        )
+    gain_shape = p.gain.shape if isinstance(p.gain, Tensor) else ()
+    if torch.broadcast_shapes(gain_shape, x.shape) != x.shape:
+        raise ValueError(
+            f"a gain of shape {tuple(gain_shape)} would broadcast the input {tuple(x.shape)} to "
+            "a larger shape; give the gain the shape of the neurons (the input's trailing "
+            "dimensions) or a scalar"
+        )
     if backend == "reference":
         return _reference_sequence(x, state, p, record_membrane)
     if backend not in BACKENDS:

@@ -20,11 +20,12 @@ import hashlib
 import math
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import torch
@@ -68,39 +69,53 @@ def _surrogate_code(s: sg.Surrogate) -> tuple[int, float, float] | None:
     return None
 
 
-def _compiler() -> str | None:
-    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if name and shutil.which(name):
-            return name
+def _compiler() -> list[str] | None:
+    """The C compiler command: ``$CC`` (which may carry arguments), else cc, gcc or clang.
+
+    A ``$CC`` that cannot be found is an error, not a reason to use another compiler."""
+    if os.environ.get("CC", "").strip():
+        command = shlex.split(os.environ["CC"])
+        if shutil.which(command[0]) is None:
+            raise OSError(f"$CC={os.environ['CC']!r} is not an executable on PATH")
+        return command
+    for name in ("cc", "gcc", "clang"):
+        if shutil.which(name):
+            return [name]
     return None
 
 
 def _cache_dir() -> Path:
     if os.environ.get("SNN_CACHE_DIR"):
         return Path(os.environ["SNN_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "snn"
-
-
-def _cpu_model() -> str:
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "snn"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "flags")):
-                return line
+        return Path.home() / ".cache" / "snn"
+    except RuntimeError:  # no home directory (a container running as an arbitrary uid)
+        return Path(tempfile.gettempdir()) / f"snn-{os.getuid()}"
+
+
+def _cpu_features() -> str:
+    """What -march=native compiles for: the CPU's model and instruction-set flags."""
+    keys = ("vendor_id", "model name", "flags", "Features", "CPU implementer", "CPU part")
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor()
+        lines = []
+    found = sorted({line for line in lines if line.split(":")[0].strip() in keys})
+    return "\n".join(found) or f"{platform.processor()} {platform.platform()}"
 
 
 def _build() -> ctypes.CDLL:
     cc = _compiler()
     if cc is None:
         raise OSError("no C compiler found (set $CC, or install gcc or clang)")
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run([*cc, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256()
     for name in _SOURCES:
         key.update((SOURCE_DIR / name).read_bytes())
-    key.update(" ".join([cc, version, platform.machine(), _cpu_model(), *_FLAGS]).encode())
+    for part in (*cc, version, platform.machine(), _cpu_features(), *_FLAGS):
+        key.update(part.encode() + b"\0")
     target = _cache_dir() / f"lif-{key.hexdigest()[:16]}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -109,13 +124,17 @@ def _build() -> ctypes.CDLL:
         os.close(fd)
         try:
             result = subprocess.run(
-                [cc, *_FLAGS, "-o", tmp, str(SOURCE_DIR / "lif.c"), "-lm"],
+                [*cc, *_FLAGS, "-o", tmp, str(SOURCE_DIR / "lif.c"), "-lm"],
                 capture_output=True,
                 text=True,
             )
             if result.returncode != 0:
                 first = (result.stderr.strip().splitlines() or ["(no output)"])[0]
-                raise OSError(f"{cc} failed to build snn/csrc/lif.c: {first}")
+                raise OSError(f"{' '.join(cc)} failed to build snn/csrc/lif.c: {first}")
+            # mkstemp made it private; others sharing the cache must be able to load it
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o755 & ~umask)
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
@@ -140,8 +159,8 @@ def _load() -> ctypes.CDLL | None:
         if _library is None and _build_error is None:
             try:
                 _library = _build()
-            except (OSError, subprocess.SubprocessError) as err:
-                _build_error = str(err)
+            except Exception as err:  # noqa: BLE001 - any failure means: run the eager executor
+                _build_error = f"{type(err).__name__}: {err}"
         return _library
 
 
@@ -169,17 +188,42 @@ def _ranges(n: int) -> list[tuple[int, int]]:
 
 
 def _run(fn, n: int) -> list:
-    """``fn(i0, i1)`` over the neuron ranges, on threads when there are several."""
+    """``fn(i0, i1)`` over the neuron ranges: the first on this thread, the others on the pool."""
     global _pool, _pool_size
     ranges = _ranges(n)
     if len(ranges) <= 1:
         return [fn(*r) for r in ranges]
     with _lock:
-        if _pool is None or _pool_size < len(ranges):
-            _pool = ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="snn-lif")
-            _pool_size = len(ranges)
+        if _pool is None or _pool_size < len(ranges) - 1:
+            _pool = ThreadPoolExecutor(max_workers=len(ranges) - 1, thread_name_prefix="snn-lif")
+            _pool_size = len(ranges) - 1
         pool = _pool
-    return list(pool.map(lambda r: fn(*r), ranges))
+    futures = [pool.submit(fn, *r) for r in ranges[1:]]
+    try:
+        first = fn(*ranges[0])
+    finally:
+        # the workers write into tensors the caller owns: never unwind (on Ctrl-C, say) before
+        # they are done, or the memory is freed under them
+        interrupted: BaseException | None = None
+        while True:
+            try:
+                wait(futures)
+                break
+            except BaseException as err:  # noqa: BLE001 - re-raised below
+                interrupted = interrupted or err
+        if interrupted is not None:
+            raise interrupted
+    return [first, *(f.result() for f in futures)]
+
+
+def _forget_pool_after_fork() -> None:
+    # a forked child has the pool object but not its threads: waiting on it would hang
+    global _pool, _pool_size, _lock
+    _pool, _pool_size, _lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _per_neuron(p: Tensor, like: Tensor) -> Tensor:
@@ -194,9 +238,14 @@ def _call(name: str, dtype: torch.dtype, n: int, *args) -> list:
     fn = getattr(lib, f"{name}_{_SUFFIX[dtype]}")
     c_args = []
     for a in args:
-        if a is None or isinstance(a, Tensor):
-            assert a is None or a.is_contiguous()
-            a = None if a is None else a.data_ptr()
+        if isinstance(a, Tensor):
+            # the kernel trusts these; a mismatch would read or write out of bounds
+            if a.dtype != dtype or a.device.type != "cpu" or not a.is_contiguous():
+                raise ValueError(
+                    f"snn's native kernel got a {a.dtype} tensor on {a.device} "
+                    f"(contiguous: {a.is_contiguous()}); it needs contiguous CPU {dtype}"
+                )
+            a = a.data_ptr()
         c_args.append(a)
     results = _run(lambda i0, i1: fn(*c_args, i0, i1), n)
     if any(results):  # only the backward returns a status: -1 when malloc failed
@@ -222,6 +271,9 @@ def forward(
     potential at the start of chunks 1, 2, ...); return the last potential."""
     v0 = v0.contiguous()
     beta, v_th, jump = (_per_neuron(p, v0) for p in (beta, v_th, jump))
+    n, steps = v0.numel(), current.shape[0]
+    _expect_size(steps * n, current=current, spikes=spikes, membrane=membrane)
+    _expect_size((-(-steps // chunk) - 1) * n, starts=starts)
     v_last = torch.empty_like(v0)
     _call(
         "lif_forward", current.dtype, v0.numel(), current.contiguous(), v0, spikes, membrane,
@@ -256,6 +308,12 @@ def backward(
     beta, v_th, jump = (_per_neuron(p, v0) for p in (beta, v_th, jump))
     (grad_spikes, gs_step), (grad_membrane, gm_step) = map(_per_step, (grad_spikes, grad_membrane))
     grad_v_last = None if grad_v_last is None else grad_v_last.contiguous()
+    n, steps = v0.numel(), current.shape[0]
+    _expect_size(steps * n, current=current)
+    _expect_size((-(-steps // chunk) - 1) * n, starts=starts)
+    _expect_size(n, grad_v_last=grad_v_last)
+    _expect_size(steps * n if gs_step else n, grad_spikes=grad_spikes)
+    _expect_size(steps * n if gm_step else n, grad_membrane=grad_membrane)
     grad_current = torch.empty_like(current)
     grad_v0 = torch.empty_like(v0)
     grad_beta = torch.empty_like(v0) if need_beta else None
@@ -269,6 +327,16 @@ def backward(
         gs_step, gm_step, current.shape[0], v0.numel(), chunk,
     )  # fmt: skip
     return grad_current, grad_v0, grad_beta, grad_v_th
+
+
+def _expect_size(numel: int, **tensors: Tensor | None) -> None:
+    """Refuse a tensor whose size the kernel would get wrong (it walks raw memory)."""
+    for name, t in tensors.items():
+        if t is not None and t.numel() != numel:
+            raise ValueError(
+                f"snn's native kernel expected {name} of {numel} elements, got shape "
+                f"{tuple(t.shape)}"
+            )
 
 
 def _per_step(grad: Tensor | None) -> tuple[Tensor | None, int]:

@@ -275,8 +275,10 @@ class LIF(_LIFBase):
         learn_beta: learn beta through ``beta = sigmoid(w)`` (PLIF), which keeps it in (0, 1).
         learn_threshold: learn the threshold.
         check_input: raise on NaN/Inf input (costs a reduction per call).
-        backend: ``"fused"`` (one autograd node for the whole loop) or ``"reference"`` (a plain
-            autograd loop over :func:`snn.functional.lif_step`).
+        backend: ``"fused"`` (default: one autograd node for the whole loop, run by the native
+            C kernel on CPU where it can, else by PyTorch operations), ``"native"``, ``"eager"``,
+            ``"compiled"``, or ``"reference"`` (a plain autograd loop over
+            :func:`snn.functional.lif_step`); see :func:`snn.functional.lif_sequence`.
 
     Example::
 

@@ -6,7 +6,10 @@ over ``lif_step``), to 1e-10; every spike train bit for bit.
 """
 
 import itertools
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -241,7 +244,7 @@ def test_native_backend_says_why_it_cannot_run(monkeypatch):
     monkeypatch.setattr(snn.native, "_library", None)
     monkeypatch.setattr(snn.native, "_build_error", None)
     monkeypatch.setattr(snn.native, "_compiler", lambda: None)
-    with pytest.raises(ValueError, match="could not be built: no C compiler found"):
+    with pytest.raises(ValueError, match="could not be built: OSError: no C compiler found"):
         snn.LIF(backend="native")(x)
     assert torch.equal(snn.LIF()(x), snn.LIF(backend="reference")(x))
 
@@ -253,6 +256,9 @@ def test_native_build_is_cached_by_content(monkeypatch, tmp_path):
     built = list(tmp_path.iterdir())
     assert len(built) == 1 and built[0].name.startswith("lif-") and built[0].suffix == ".so"
     assert lib.snn_lif_abi() == snn.native._ABI
+    umask = os.umask(0)
+    os.umask(umask)
+    assert built[0].stat().st_mode & 0o777 == 0o755 & ~umask  # loadable by a shared cache's users
     stamp = built[0].stat().st_mtime_ns
     snn.native._build()  # the same source and machine: loaded, not rebuilt
     assert [f.stat().st_mtime_ns for f in tmp_path.iterdir()] == [stamp]
@@ -309,3 +315,87 @@ def test_a_strided_input_gives_the_same_spikes_and_gradients(backend):
     (grad_want,) = torch.autograd.grad((w * want).sum(), batch_first)
     assert got.sum() > 0 and torch.equal(got, want)
     torch.testing.assert_close(grad, grad_want, rtol=0, atol=1e-10)
+
+
+# The native kernel's boundary: what it trusts is checked before it runs, and its worker threads
+# never outlive the tensors they write (Ctrl-C) nor hang a forked child.
+
+THREADED_SCRIPT = """
+import os, signal, sys, threading, time
+import torch, snn
+torch.set_num_threads(2)
+T, B, N = 1500, 2, 4096  # 8192 neurons: two ranges, one on a pool thread
+x = torch.rand(T, B, N)
+lif = snn.LIF(beta=0.9, backend="native")
+t = time.perf_counter(); lif.run(x, record_membrane=True); dt = time.perf_counter() - t
+if sys.argv[1] == "sigint":
+    for attempt in range(20):
+        threading.Timer(dt * 0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            lif.run(x, record_membrane=True)
+            time.sleep(dt)
+        except KeyboardInterrupt:
+            break
+    # were the outputs freed under a still-running worker, these would be overwritten
+    fresh = [torch.full((T, B, N), 7.0) for _ in range(2)]
+    time.sleep(0.3)
+    print("intact", all(bool((f == 7).all()) for f in fresh))
+else:
+    pid = os.fork()
+    if pid == 0:
+        lif(x)
+        os._exit(0)
+    print("child exit", os.waitpid(pid, 0)[1] >> 8)
+"""
+
+
+@needs_cc
+@pytest.mark.parametrize("case", ["sigint", "fork"])
+def test_native_threads_survive_ctrl_c_and_fork(tmp_path, case):
+    script = tmp_path / "threaded.py"
+    script.write_text(THREADED_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), case], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == (
+        ["intact", "True"] if case == "sigint" else ["child", "exit", "0"]
+    )
+
+
+@pytest.mark.parametrize("backend", ["fused", "reference"])
+def test_state_of_another_dtype_or_a_broadcasting_gain_is_refused(backend):
+    x = torch.rand(3, 1, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="state is torch.float32 on cpu but the input is"):
+        lif_sequence(x, torch.zeros(1, 4), LIFParameters(beta=0.9), backend=backend)
+    wide = LIFParameters(beta=0.9, gain=torch.ones(2, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"gain of shape \(2, 4\) would broadcast the input"):
+        lif_sequence(x, None, wide, backend=backend)
+
+
+def test_native_refuses_tensors_it_would_misread():
+    x = torch.rand(4, 2, 3)
+    starts = torch.empty(0, 2, 3)
+    one = torch.tensor(0.9)
+    with pytest.raises(ValueError, match="expected spikes of 24 elements"):
+        snn.native.forward(x, x[0], one, one, one, 0.0, 0.0, "subtract",
+                           torch.empty(4, 2, 2), None, starts, 4)  # fmt: skip
+    with pytest.raises(ValueError, match="needs contiguous CPU torch.float32"):
+        snn.native.forward(x, x[0], one, one, one, 0.0, 0.0, "subtract",
+                           torch.empty(4, 2, 3, dtype=torch.float64), None, starts, 4)  # fmt: skip
+
+
+def test_native_compiler_and_cache_dir_choices(monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/gcc")
+    with pytest.raises(OSError, match="is not an executable on PATH"):
+        snn.native._compiler()  # never silently another compiler
+    monkeypatch.setenv("CC", "sh -c")  # a command with arguments is kept whole
+    assert snn.native._compiler() == ["sh", "-c"]
+    for name in ("SNN_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(snn.native.Path, "home", staticmethod(no_home))
+    assert snn.native._cache_dir().name == f"snn-{os.getuid()}"
