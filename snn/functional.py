@@ -199,11 +199,12 @@ def lif_step(x: Tensor, state: Tensor | None, p: LIFParameters) -> tuple[Tensor,
     return s, _reset(h, s, p)
 
 
-def _fused_executor(x: Tensor, p: LIFParameters) -> str:
-    """The native kernel where it can run (not inside a torch.compile trace), else eager."""
-    if torch.compiler.is_compiling() or _native.unavailable_reason(x, p.surrogate) is not None:
-        return "eager"
-    return "native"
+def _native_unavailable(x: Tensor, p: LIFParameters) -> str | None:
+    """Why the native kernel cannot run this call (a torch.compile trace cannot call C through
+    ctypes), or ``None``."""
+    if torch.compiler.is_compiling():
+        return "torch.compile is tracing"
+    return _native.unavailable_reason(x, p.surrogate)
 
 
 def _is_one(g: Tensor | float) -> bool:
@@ -280,11 +281,12 @@ def lif_sequence(
         return _reference_sequence(x, state, p, record_membrane)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    executor = backend if backend != "fused" else _fused_executor(x, p)
-    if executor == "native":
-        why = "torch.compile is tracing" if torch.compiler.is_compiling() else None
-        why = why or _native.unavailable_reason(x, p.surrogate)
-        if why is not None:
+    executor = backend
+    if backend in ("fused", "native"):
+        why = _native_unavailable(x, p)
+        if backend == "fused":
+            executor = "eager" if why else "native"
+        elif why is not None:
             raise ValueError(
                 f"backend='native' cannot run here: {why}; use backend='fused', which picks "
                 "the native kernel where it can and the eager executor elsewhere"

@@ -386,29 +386,28 @@ class _FusedLIF(torch.autograd.Function):
         need_v_th = ctx.needs_input_grad[3]
         if not record_membrane:
             grad_membrane = None
-        bounds = _chunk_bounds(current.shape[0], chunk)
-        delta = torch.zeros_like(v0) if grad_v_last is None else grad_v_last
-        grad_current = None if ctx.executor == "native" else torch.empty_like(current)
-        config = (v_rest, v_reset, reset, detach_reset, surrogate, need_beta, need_v_th)
-
-        result = None
         if ctx.executor == "native":
             grad_current, delta, grad_beta, grad_v_th = native.backward(
                 current, v0, starts, grad_spikes, grad_membrane, grad_v_last, beta, v_th, jump,
                 v_rest, v_reset, reset, detach_reset, surrogate, chunk, need_beta, need_v_th,
             )  # fmt: skip
-            result = delta, grad_beta, grad_v_th
-        elif ctx.executor == "compiled":
-            result = _backward_compiled(
-                current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump,
-                grad_current, bounds, config,
-            )  # fmt: skip
-        if result is None:
-            result = _backward_eager(
-                current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump,
-                grad_current, bounds, config, block,
-            )  # fmt: skip
-        delta, grad_beta, grad_v_th = result
+        else:
+            bounds = _chunk_bounds(current.shape[0], chunk)
+            delta = torch.zeros_like(v0) if grad_v_last is None else grad_v_last
+            grad_current = torch.empty_like(current)
+            config = (v_rest, v_reset, reset, detach_reset, surrogate, need_beta, need_v_th)
+            result = None
+            if ctx.executor == "compiled":
+                result = _backward_compiled(
+                    current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump,
+                    grad_current, bounds, config,
+                )  # fmt: skip
+            if result is None:
+                result = _backward_eager(
+                    current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump,
+                    grad_current, bounds, config, block,
+                )  # fmt: skip
+            delta, grad_beta, grad_v_th = result
         return (
             grad_current,
             delta if ctx.needs_input_grad[1] else None,

@@ -230,7 +230,7 @@ def _per_neuron(p: Tensor, like: Tensor) -> Tensor:
     return p.to(like.dtype).expand(like.shape).contiguous()
 
 
-def _call(name: str, dtype: torch.dtype, n: int, *args) -> list:
+def _call(name: str, dtype: torch.dtype, n: int, *args) -> None:
     """Run kernel ``name`` over the neuron ranges; every tensor argument must stay alive (the
     caller holds it) and be contiguous; ``None`` becomes a NULL pointer."""
     lib = _load()
@@ -250,7 +250,6 @@ def _call(name: str, dtype: torch.dtype, n: int, *args) -> list:
     results = _run(lambda i0, i1: fn(*c_args, i0, i1), n)
     if any(results):  # only the backward returns a status: -1 when malloc failed
         raise MemoryError("snn's native LIF kernel could not allocate its chunk buffers")
-    return results
 
 
 def forward(
@@ -269,16 +268,12 @@ def forward(
 ) -> Tensor:
     """Run the forward time loop into ``spikes``, ``membrane`` (or ``None``) and ``starts`` (the
     potential at the start of chunks 1, 2, ...); return the last potential."""
-    v0 = v0.contiguous()
-    beta, v_th, jump = (_per_neuron(p, v0) for p in (beta, v_th, jump))
-    n, steps = v0.numel(), current.shape[0]
-    _expect_size(steps * n, current=current, spikes=spikes, membrane=membrane)
-    _expect_size((-(-steps // chunk) - 1) * n, starts=starts)
+    v0, (beta, v_th, jump), n, steps = _prepare(current, v0, (beta, v_th, jump), starts, chunk)
+    _expect_size(steps * n, spikes=spikes, membrane=membrane)
     v_last = torch.empty_like(v0)
     _call(
-        "lif_forward", current.dtype, v0.numel(), current.contiguous(), v0, spikes, membrane,
-        starts, v_last, beta, v_th, jump, float(v_rest), float(v_reset), _reset_code(reset),
-        current.shape[0], v0.numel(), chunk,
+        "lif_forward", current.dtype, n, current, v0, spikes, membrane, starts, v_last, beta,
+        v_th, jump, float(v_rest), float(v_reset), _RESETS[reset], steps, n, chunk,
     )  # fmt: skip
     return v_last
 
@@ -304,13 +299,9 @@ def backward(
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """Reverse the time loop: ``(dL/dI [T, ...], dL/dv0, dL/dbeta, dL/dv_th)``, the last two per
     neuron (state-shaped, summed over time) or ``None`` when not needed."""
-    v0 = v0.contiguous()
-    beta, v_th, jump = (_per_neuron(p, v0) for p in (beta, v_th, jump))
+    v0, (beta, v_th, jump), n, steps = _prepare(current, v0, (beta, v_th, jump), starts, chunk)
     (grad_spikes, gs_step), (grad_membrane, gm_step) = map(_per_step, (grad_spikes, grad_membrane))
     grad_v_last = None if grad_v_last is None else grad_v_last.contiguous()
-    n, steps = v0.numel(), current.shape[0]
-    _expect_size(steps * n, current=current)
-    _expect_size((-(-steps // chunk) - 1) * n, starts=starts)
     _expect_size(n, grad_v_last=grad_v_last)
     _expect_size(steps * n if gs_step else n, grad_spikes=grad_spikes)
     _expect_size(steps * n if gm_step else n, grad_membrane=grad_membrane)
@@ -320,13 +311,24 @@ def backward(
     grad_v_th = torch.empty_like(v0) if need_v_th else None
     code, c1, c2 = _surrogate_code(surrogate)
     _call(
-        "lif_backward", current.dtype, v0.numel(), current.contiguous(), v0, starts, grad_spikes,
-        grad_membrane, grad_v_last,
-        grad_current, grad_v0, grad_beta, grad_v_th, beta, v_th, jump, float(v_rest),
-        float(v_reset), _reset_code(reset), int(detach_reset), code, float(c1), float(c2),
-        gs_step, gm_step, current.shape[0], v0.numel(), chunk,
+        "lif_backward", current.dtype, n, current, v0, starts, grad_spikes, grad_membrane,
+        grad_v_last, grad_current, grad_v0, grad_beta, grad_v_th, beta, v_th, jump,
+        float(v_rest), float(v_reset), _RESETS[reset], int(detach_reset), code, float(c1),
+        float(c2), gs_step, gm_step, steps, n, chunk,
     )  # fmt: skip
     return grad_current, grad_v0, grad_beta, grad_v_th
+
+
+def _prepare(
+    current: Tensor, v0: Tensor, params: tuple[Tensor, ...], starts: Tensor, chunk: int
+) -> tuple[Tensor, tuple[Tensor, ...], int, int]:
+    """What forward and backward share: a contiguous ``v0``, the per-neuron parameters expanded
+    to its shape, the neuron and step counts, and the size checks on the input and ``starts``."""
+    v0 = v0.contiguous()
+    n, steps = v0.numel(), current.shape[0]
+    _expect_size(steps * n, current=current)
+    _expect_size((-(-steps // chunk) - 1) * n, starts=starts)
+    return v0, tuple(_per_neuron(p, v0) for p in params), n, steps
 
 
 def _expect_size(numel: int, **tensors: Tensor | None) -> None:
@@ -349,7 +351,3 @@ def _per_step(grad: Tensor | None) -> tuple[Tensor | None, int]:
     if grad.stride(0) == 0:
         return grad[0].contiguous(), 0
     return grad.contiguous(), grad[0].numel()
-
-
-def _reset_code(reset: str) -> int:
-    return _RESETS[reset]
