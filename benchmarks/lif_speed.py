@@ -142,9 +142,9 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
     notes: list[str] = []
     rows: list[tuple[str, Callable]] = []
     gen = torch.Generator().manual_seed(0)
-    why = snn.native.unavailable_reason(torch.zeros(1, device=device), snn.surrogate.ATan())
+    why = snn.kernels.native.unavailable_reason(torch.zeros(1, device=device), snn.surrogate.ATan())
     notes.append(
-        "snn fused ran the native C kernel (snn.native)"
+        "snn fused ran the native C kernel (snn.kernels.native)"
         if why is None
         else f"snn fused ran the eager executor: the native kernel cannot, as {why}"
     )

@@ -8,7 +8,7 @@
 * :class:`snn.FoldTime`: run Conv2d, BatchNorm, pooling over ``[T, B, ...]``.
 """
 
-from snn import encode, functional, native, surrogate
+from snn import encode, functional, surrogate
 from snn.fold import FoldTime
 from snn.functional import LIFParameters, LIFSequence
 from snn.neurons import LIF, LeakyIntegrator, LIFCell
@@ -23,7 +23,6 @@ __all__ = [
     "LIFSequence",
     "encode",
     "functional",
-    "native",
     "surrogate",
     "export_nir",
     "import_nir",

@@ -35,9 +35,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from snn import native as _native
 from snn import surrogate as _surrogate
-from snn.fused import fused_lif_sequence
+from snn.kernels import native as _native
+from snn.kernels.fused import fused_lif_sequence
 
 __all__ = [
     "RESET_MODES",
@@ -238,11 +238,11 @@ def lif_sequence(
     The backends (all give the same spikes and states bit for bit, and the same gradients to
     rounding):
 
-    * ``"fused"`` (default): the time loop inside one autograd node (:mod:`snn.fused`) that keeps
-      one potential per chunk of steps for backward and runs the reverse recurrence by hand. It
-      runs the ``"native"`` executor where that can run, else ``"eager"``.
-    * ``"native"``: the fused node's C kernel (:mod:`snn.native`): CPU, float32 or float64, a
-      built-in surrogate, and a C compiler. An error says which of these is missing.
+    * ``"fused"`` (default): the time loop inside one autograd node (:mod:`snn.kernels.fused`)
+      that keeps one potential per chunk of steps for backward and runs the reverse recurrence by
+      hand. It runs the ``"native"`` executor where that can run, else ``"eager"``.
+    * ``"native"``: the fused node's C kernel (:mod:`snn.kernels.native`): CPU, float32 or
+      float64, a built-in surrogate, and a C compiler. An error says which of these is missing.
     * ``"eager"``: the fused node as PyTorch operations; runs anywhere (GPU, bf16,
       ``torch.compile`` tracing, your own surrogate).
     * ``"compiled"``: the fused node with each chunk of steps as one ``torch.compile`` kernel

@@ -5,7 +5,7 @@ import pytest
 import snn
 
 needs_cc = pytest.mark.skipif(
-    snn.native._compiler() is None, reason="the native LIF kernel needs a C compiler"
+    snn.kernels.native._compiler() is None, reason="the native LIF kernel needs a C compiler"
 )
 NATIVE = pytest.param("native", marks=needs_cc)
 FUSED_EXECUTORS = [NATIVE, "eager"]  # the fused node's executors that run anywhere on CPU

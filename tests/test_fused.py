@@ -16,8 +16,8 @@ import torch
 from _backends import FUSED_EXECUTORS, needs_cc
 
 import snn
-from snn import fused
 from snn.functional import LIFParameters, lif_sequence
+from snn.kernels import fused
 
 RESETS = ["subtract", "zero", "none"]
 
@@ -86,7 +86,7 @@ def test_chunked_recomputation_equals_reference(
     x, v0, p, weights = _case(reset, detach, physical, seed=block)
     # blocks of `block` steps (one step of [B, N] is 6 elements), a saved potential every
     # `blocks_per_chunk` blocks; T = 7 leaves partial blocks and chunks
-    monkeypatch.setattr(fused, "DEFAULT_CHUNK_ELEMENTS", block * v0.numel())
+    monkeypatch.setattr(fused, "BLOCK_ELEMENTS", block * v0.numel())
     monkeypatch.setattr(fused, "CHECKPOINT_BLOCKS", blocks_per_chunk)
     eager = lambda x, v, p: lif_sequence(x, v, p, record_membrane=True, backend="eager")  # noqa: E731
     got = _grads(x, v0, p, weights, eager)
@@ -137,7 +137,7 @@ def test_saves_only_the_input_and_chunk_start_potentials(backend):
         lif(x)
     big = [t for t in saved if t.numel() >= T * B * N]
     assert len(big) == 1 and big[0].data_ptr() == x.data_ptr()  # the input itself, no copy
-    block = max(1, fused.DEFAULT_CHUNK_ELEMENTS // (B * N))
+    block = max(1, fused.BLOCK_ELEMENTS // (B * N))
     chunk = fused.NATIVE_CHUNK_STEPS if backend == "native" else fused.CHECKPOINT_BLOCKS * block
     chunks = -(-T // chunk)
     small = sum(t.numel() for t in saved if t.numel() < T * B * N)
@@ -218,7 +218,7 @@ def test_native_threads_split_the_neurons_without_changing_a_bit():
     try:
         for n in (1, 2):  # 2 threads: the neurons are split in two ranges (see native._ranges)
             torch.set_num_threads(n)
-            assert len(snn.native._ranges(2 * 5000)) == n
+            assert len(snn.kernels.native._ranges(2 * 5000)) == n
             out = lif(x)
             results.append((out, *torch.autograd.grad((w * out).sum(), [x, lif.beta_logit])))
     finally:
@@ -241,9 +241,9 @@ def test_native_backend_says_why_it_cannot_run(monkeypatch):
     with pytest.raises(ValueError, match="built-in surrogates only, not Mine"):
         snn.LIF(backend="native", surrogate=Mine())(x)
     # no compiler: "native" says so, and the default runs the eager executor, same spikes
-    monkeypatch.setattr(snn.native, "_library", None)
-    monkeypatch.setattr(snn.native, "_build_error", None)
-    monkeypatch.setattr(snn.native, "_compiler", lambda: None)
+    monkeypatch.setattr(snn.kernels.native, "_library", None)
+    monkeypatch.setattr(snn.kernels.native, "_build_error", None)
+    monkeypatch.setattr(snn.kernels.native, "_compiler", lambda: None)
     with pytest.raises(ValueError, match="could not be built: OSError: no C compiler found"):
         snn.LIF(backend="native")(x)
     assert torch.equal(snn.LIF()(x), snn.LIF(backend="reference")(x))
@@ -252,15 +252,15 @@ def test_native_backend_says_why_it_cannot_run(monkeypatch):
 @needs_cc
 def test_native_build_is_cached_by_content(monkeypatch, tmp_path):
     monkeypatch.setenv("SNN_CACHE_DIR", str(tmp_path))
-    lib = snn.native._build()
+    lib = snn.kernels.native._build()
     built = list(tmp_path.iterdir())
     assert len(built) == 1 and built[0].name.startswith("lif-") and built[0].suffix == ".so"
-    assert lib.snn_lif_abi() == snn.native._ABI
+    assert lib.snn_lif_abi() == snn.kernels.native._ABI
     umask = os.umask(0)
     os.umask(umask)
     assert built[0].stat().st_mode & 0o777 == 0o755 & ~umask  # loadable by a shared cache's users
     stamp = built[0].stat().st_mtime_ns
-    snn.native._build()  # the same source and machine: loaded, not rebuilt
+    snn.kernels.native._build()  # the same source and machine: loaded, not rebuilt
     assert [f.stat().st_mtime_ns for f in tmp_path.iterdir()] == [stamp]
 
 
@@ -378,24 +378,24 @@ def test_native_refuses_tensors_it_would_misread():
     starts = torch.empty(0, 2, 3)
     one = torch.tensor(0.9)
     with pytest.raises(ValueError, match="expected spikes of 24 elements"):
-        snn.native.forward(x, x[0], one, one, one, 0.0, 0.0, "subtract",
+        snn.kernels.native.forward(x, x[0], one, one, one, 0.0, 0.0, "subtract",
                            torch.empty(4, 2, 2), None, starts, 4)  # fmt: skip
     with pytest.raises(ValueError, match="needs contiguous CPU torch.float32"):
-        snn.native.forward(x, x[0], one, one, one, 0.0, 0.0, "subtract",
+        snn.kernels.native.forward(x, x[0], one, one, one, 0.0, 0.0, "subtract",
                            torch.empty(4, 2, 3, dtype=torch.float64), None, starts, 4)  # fmt: skip
 
 
 def test_native_compiler_and_cache_dir_choices(monkeypatch):
     monkeypatch.setenv("CC", "/nonexistent/gcc")
     with pytest.raises(OSError, match="is not an executable on PATH"):
-        snn.native._compiler()  # never silently another compiler
+        snn.kernels.native._compiler()  # never silently another compiler
     monkeypatch.setenv("CC", "sh -c")  # a command with arguments is kept whole
-    assert snn.native._compiler() == ["sh", "-c"]
+    assert snn.kernels.native._compiler() == ["sh", "-c"]
     for name in ("SNN_CACHE_DIR", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
 
     def no_home():
         raise RuntimeError("Could not determine home directory.")
 
-    monkeypatch.setattr(snn.native.Path, "home", staticmethod(no_home))
-    assert snn.native._cache_dir().name == f"snn-{os.getuid()}"
+    monkeypatch.setattr(snn.kernels.native.Path, "home", staticmethod(no_home))
+    assert snn.kernels.native._cache_dir().name == f"snn-{os.getuid()}"

@@ -40,9 +40,10 @@ bit and the gradients equal autograd through it to rounding.
 
 Three executors run the same algorithm:
 
-* **native** (what ``backend="fused"`` picks on CPU): a plain-C kernel, ``snn/csrc/lif.c``, that
-  walks tiles of neurons through time, recomputing a chunk's potentials into a buffer that stays
-  in cache (:mod:`snn.native` builds and loads it). CPU, float32/float64, built-in surrogates.
+* **native** (what ``backend="fused"`` picks on CPU): a plain-C kernel,
+  ``snn/kernels/csrc/lif.c``, that walks tiles of neurons through time, recomputing a chunk's
+  potentials into a buffer that stays in cache (:mod:`snn.kernels.native` builds and loads it).
+  CPU, float32/float64, built-in surrogates.
 * **eager**: PyTorch operations writing into preallocated buffers, four per step forward and six
   per step backward, plus a handful per block. Needs nothing but PyTorch; runs anywhere.
 * **compiled**: each chunk of ``K`` steps, forward or backward, is one kernel made by
@@ -63,28 +64,21 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from snn import native
+from snn.kernels import native
 from snn.surrogate import Surrogate
 
-__all__ = [
-    "fused_lif_sequence",
-    "DEFAULT_CHUNK_ELEMENTS",
-    "CHECKPOINT_BLOCKS",
-    "COMPILED_CHUNK_STEPS",
-    "NATIVE_CHUNK_STEPS",
-    "EXECUTORS",
-]
+__all__ = ["fused_lif_sequence", "EXECUTORS"]
 
 # Eager backward computes the elementwise factors for blocks of about this many elements (1 MB in
 # float32): large enough that each op is cheap per element, small enough to stay in cache and to
 # keep the surrogate's temporaries small. A potential is saved every CHECKPOINT_BLOCKS blocks.
-DEFAULT_CHUNK_ELEMENTS = 1 << 18
+BLOCK_ELEMENTS = 1 << 18
 CHECKPOINT_BLOCKS = 4
 # Compiled kernels run this many steps each: one compilation serves every T (plus one for a
 # shorter last chunk). Longer chunks unroll into larger kernels that take longer to compile.
 COMPILED_CHUNK_STEPS = 16
 # The native kernel saves a potential every this many steps and recomputes a chunk at a time
-# into a buffer of this many steps per tile of neurons (see snn/csrc/lif_kernel.h).
+# into a buffer of this many steps per tile of neurons (see snn/kernels/csrc/lif_kernel.h).
 NATIVE_CHUNK_STEPS = 32
 EXECUTORS = ("eager", "compiled", "native")
 
@@ -612,15 +606,15 @@ def fused_lif_sequence(
     :func:`snn.functional.lif_sequence`, which validates its arguments, rather than this.
 
     ``executor`` is ``"eager"``, ``"compiled"`` or ``"native"`` (see the module docstring; the
-    caller checks that native can run, with :func:`snn.native.unavailable_reason`). ``chunk`` is
-    the number of steps between saved potentials (default: about ``DEFAULT_CHUNK_ELEMENTS``
-    elements per chunk eagerly, ``COMPILED_CHUNK_STEPS`` compiled, ``NATIVE_CHUNK_STEPS``
-    native).
+    caller checks that native can run, with :func:`snn.kernels.native.unavailable_reason`).
+    ``chunk`` is the number of steps between saved potentials (default: ``CHECKPOINT_BLOCKS``
+    blocks of about ``BLOCK_ELEMENTS`` elements eagerly, ``COMPILED_CHUNK_STEPS`` compiled,
+    ``NATIVE_CHUNK_STEPS`` native).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     num_steps = current.shape[0]
-    block = max(1, DEFAULT_CHUNK_ELEMENTS // max(1, v0.numel()))
+    block = max(1, BLOCK_ELEMENTS // max(1, v0.numel()))
     if chunk is None:
         chunk = {
             "eager": CHECKPOINT_BLOCKS * block,

@@ -1,6 +1,6 @@
 /* The LIF time loop for one floating-point type REAL; lif.c includes it once per type.
 
-   The algorithm is snn/fused.py's (its docstring has the equations): forward keeps the potential
+   The algorithm is snn/kernels/fused.py's (its docstring has the equations): forward keeps the potential
    at the start of every chunk of `chunk` steps; backward recomputes a chunk's pre-spike potentials
    from it into a buffer that stays in cache, then runs the reverse recurrence over the chunk.
    Neurons are independent, so the caller splits [0, n) into ranges [i0, i1) and runs them on
@@ -92,7 +92,7 @@ static inline __attribute__((always_inline)) void NAME(sigma_tile)(
     for (int64_t i = 0; i < m; i++) sigma[i] = NAME(surrogate)(kind, c1, c2, h[i] - th[i]);
 }
 
-/* One reverse step for a tile: dL/dh into gx, dL/dv_th's term into dth (see snn/fused.py's
+/* One reverse step for a tile: dL/dh into gx, dL/dv_th's term into dth (see snn/kernels/fused.py's
    table), and delta <- dL/dh * beta. `reset` and `detach` are constants where this is inlined. */
 static inline __attribute__((always_inline)) void NAME(reverse_tile)(
     int reset, int detach, const REAL *h, const REAL *th, const REAL *jp, const REAL *b,

@@ -1,7 +1,7 @@
 """The fused LIF's native CPU executor: a small C kernel, built on first use and cached.
 
-``snn/csrc/lif.c`` runs the fused node's algorithm (see :mod:`snn.fused`) for a range of neurons:
-each neuron's time loop is independent, so the neuron axis is split over
+``snn/kernels/csrc/lif.c`` runs the fused node's algorithm (see :mod:`snn.kernels.fused`) for a
+range of neurons: each neuron's time loop is independent, so the neuron axis is split over
 ``torch.get_num_threads()`` Python threads (``ctypes`` releases the GIL during the call). It is
 plain C with no PyTorch headers, so it builds in about a second with the system C compiler
 (``$CC``, else ``cc`` or ``gcc``) and needs nothing else. The library is cached in
@@ -130,7 +130,7 @@ def _build() -> ctypes.CDLL:
             )
             if result.returncode != 0:
                 first = (result.stderr.strip().splitlines() or ["(no output)"])[0]
-                raise OSError(f"{' '.join(cc)} failed to build snn/csrc/lif.c: {first}")
+                raise OSError(f"{' '.join(cc)} failed to build snn/kernels/csrc/lif.c: {first}")
             # mkstemp made it private; others sharing the cache must be able to load it
             umask = os.umask(0)
             os.umask(umask)
