@@ -17,17 +17,24 @@ name                   backward ``dS/dU``                                   defa
 ``"straight_through"`` ``1``                                                --
 =====================  ===================================================  ==================
 
-Your own surrogate is a subclass with a ``derivative`` method, defined at module level so that it
-pickles::
+Your own surrogate is a subclass with a ``derivative`` method (define it at module level, so
+that layers using it pickle):
 
-    @dataclass(frozen=True)
-    class Gaussian(snn.surrogate.Surrogate):
-        sigma: float = 0.5
-
-        def derivative(self, u):
-            return torch.exp(-0.5 * (u / self.sigma) ** 2) / (self.sigma * math.sqrt(2 * math.pi))
-
-    lif = snn.LIF(beta=0.9, surrogate=Gaussian(0.3))
+    >>> import math, torch, snn
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Gaussian(snn.surrogate.Surrogate):
+    ...     sigma: float = 0.5
+    ...
+    ...     def derivative(self, u):
+    ...         return torch.exp(-0.5 * (u / self.sigma) ** 2) / (self.sigma * math.sqrt(2 * math.pi))
+    >>> lif = snn.LIF(beta=0.9, surrogate=Gaussian(0.3))
+    >>> x = torch.full((3, 1, 1), 0.6, requires_grad=True)
+    >>> lif(x).flatten().tolist()
+    [0.0, 1.0, 0.0]
+    >>> lif(x).sum().backward()  # the Gaussian's derivative carries the gradient
+    >>> [round(g, 4) for g in x.grad.flatten().tolist()]
+    [0.9713, 1.0407, 0.8763]
 """
 
 from __future__ import annotations
