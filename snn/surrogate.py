@@ -27,7 +27,8 @@ that layers using it pickle):
     ...     sigma: float = 0.5
     ...
     ...     def derivative(self, u):
-    ...         return torch.exp(-0.5 * (u / self.sigma) ** 2) / (self.sigma * math.sqrt(2 * math.pi))
+    ...         norm = self.sigma * math.sqrt(2 * math.pi)
+    ...         return torch.exp(-0.5 * (u / self.sigma) ** 2) / norm
     >>> lif = snn.LIF(beta=0.9, surrogate=Gaussian(0.3))
     >>> x = torch.full((3, 1, 1), 0.6, requires_grad=True)
     >>> lif(x).flatten().tolist()
