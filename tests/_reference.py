@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 
 def euler_lif_loop(
@@ -74,3 +75,54 @@ def zero_reset_spike_steps(
     first = steps_from(v_rest) - 1
     period = steps_from(v_reset)
     return list(range(first, num_steps, period))
+
+
+# the surrogate derivatives at their documented defaults, written out again (not snn.surrogate's)
+DERIVATIVES = {
+    "atan": lambda u: 1.0 / (1 + (math.pi * u) ** 2),  # (alpha/2) / (1 + (pi alpha u/2)^2), alpha 2
+    "fast_sigmoid": lambda u: 1 / (1 + 25 * u.abs()) ** 2,  # slope 25
+    "sigmoid": lambda u: 25 * torch.sigmoid(25 * u) * (1 - torch.sigmoid(25 * u)),  # slope 25
+    "triangle": lambda u: torch.clamp(1 - u.abs(), min=0),  # width 1
+    "rectangular": lambda u: (u.abs() < 0.5).to(u.dtype),  # width 1
+    "straight_through": lambda u: torch.ones_like(u),
+}
+
+
+class Step(torch.autograd.Function):
+    """H(u) forward (H(0) = 1), the named surrogate's derivative backward."""
+
+    @staticmethod
+    def forward(ctx, u, name):
+        ctx.save_for_backward(u)
+        ctx.name = name
+        return (u >= 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (u,) = ctx.saved_tensors
+        return g * DERIVATIVES[ctx.name](u), None
+
+
+def equation_loop(x, v0, beta, v_th, v_rest, v_reset, reset, detach, name):
+    """The LIF equations (README, "The LIF neuron") as a plain autograd loop over ``x[t]``.
+
+    Rounds as the documented rule says: ``beta * (v - v_rest)`` is rounded before the input is
+    added, and a reset subtracts ``s * (v_th - v_reset)`` or ``s * (h - v_reset)``. Returns
+    ``(spikes, membrane after each step, final membrane, largest |h| on the way)``.
+    """
+    v = v0
+    spikes, trace, h_max = [], [], 0.0
+    for t in range(x.shape[0]):
+        h = v_rest + beta * (v - v_rest) + x[t]
+        h_max = max(h_max, float(h.detach().abs().max()))
+        s = Step.apply(h - v_th, name)
+        r = s.detach() if detach else s
+        if reset == "subtract":
+            v = h - r * (v_th - v_reset)
+        elif reset == "zero":
+            v = h - r * (h - v_reset)
+        else:
+            v = h
+        spikes.append(s)
+        trace.append(v)
+    return torch.stack(spikes), torch.stack(trace), v, h_max

@@ -20,6 +20,7 @@ import math
 import pytest
 import torch
 from _backends import needs_cc
+from _reference import equation_loop
 
 import snn
 from snn.kernels import fused
@@ -30,52 +31,6 @@ BETA_MAX = 0.95  # per-neuron beta is drawn from [0.6, BETA_MAX]
 RESETS = ["subtract", "zero", "none"]
 SURROGATES = ["atan", "fast_sigmoid", "sigmoid", "triangle", "rectangular", "straight_through"]
 EXECUTORS = [pytest.param("native", marks=needs_cc), "eager", "reference"]
-
-# the surrogate derivatives at their documented defaults, written out again (not snn.surrogate's)
-DERIVATIVES = {
-    "atan": lambda u: 1.0 / (1 + (math.pi * u) ** 2),  # (alpha/2) / (1 + (pi alpha u/2)^2), alpha 2
-    "fast_sigmoid": lambda u: 1 / (1 + 25 * u.abs()) ** 2,  # slope 25
-    "sigmoid": lambda u: 25 * torch.sigmoid(25 * u) * (1 - torch.sigmoid(25 * u)),  # slope 25
-    "triangle": lambda u: torch.clamp(1 - u.abs(), min=0),  # width 1
-    "rectangular": lambda u: (u.abs() < 0.5).to(u.dtype),  # width 1
-    "straight_through": lambda u: torch.ones_like(u),
-}
-
-
-class Step(torch.autograd.Function):
-    """H(u) forward (H(0) = 1), the named surrogate derivative backward."""
-
-    @staticmethod
-    def forward(ctx, u, name):
-        ctx.save_for_backward(u)
-        ctx.name = name
-        return (u >= 0).to(u.dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        (u,) = ctx.saved_tensors
-        return g * DERIVATIVES[ctx.name](u), None
-
-
-def equation_loop(x, v0, beta, v_th, reset, detach, name):
-    """The LIF equations as a plain loop: (spikes, membrane after each step, final membrane, and
-    the largest |h| on the way)."""
-    v = v0
-    spikes, trace, h_max = [], [], 0.0
-    for t in range(x.shape[0]):
-        h = V_REST + beta * (v - V_REST) + x[t]  # beta * (v - v_rest) rounded before + x
-        h_max = max(h_max, float(h.detach().abs().max()))
-        s = Step.apply(h - v_th, name)
-        r = s.detach() if detach else s
-        if reset == "subtract":
-            v = h - r * (v_th - V_RESET)
-        elif reset == "zero":
-            v = h - r * (h - V_RESET)
-        else:
-            v = h
-        spikes.append(s)
-        trace.append(v)
-    return torch.stack(spikes), torch.stack(trace), v, h_max
 
 
 def make_case(dtype, reset):
@@ -118,7 +73,9 @@ def run_snn(executor, dtype, reset, detach, name):
 def run_loop(dtype, reset, detach, name):
     *inputs, w = make_case(dtype, reset)
     x, v0, beta, v_th = leaves(*inputs)
-    spikes, trace, v_last, h_max = equation_loop(x, v0, beta, v_th, reset, detach, name)
+    spikes, trace, v_last, h_max = equation_loop(
+        x, v0, beta, v_th, V_REST, V_RESET, reset, detach, name
+    )
     loss_of(spikes, trace, v_last, w).backward()
     return spikes.detach(), [x.grad, v0.grad, beta.grad, v_th.grad], h_max
 
