@@ -86,8 +86,8 @@ import torch
 
 import snn
 from snn import encode
-from snn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from snn.config import ConfigError, apply_overrides, load_config
+from snn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from snn.training.config import ConfigError, apply_overrides, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")

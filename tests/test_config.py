@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from snn.config import (
+from snn.training.config import (
     Config,
     ConfigError,
     config_from_dict,

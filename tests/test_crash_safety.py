@@ -1,10 +1,10 @@
 """A real training run killed at chosen points resumes to bitwise the same result on CPU.
 
-Each case starts ``train.py`` as a subprocess with the test hook ``SNN_TEST_PAUSE=<point>:<n>``
-(see ``train.fault_point``): the n-th time the run reaches the point it touches a marker file and
-sleeps, and the test SIGKILLs it there. The points: in the middle of a training step (after
-backward, before the optimizer step), inside evaluation, and with ``last.pt``'s temporary file
-half written. The n are drawn from a seeded generator, so a failure names a reproducible case.
+Each case starts ``train.py`` as a subprocess with the test hook ``SNN_TEST_PAUSE=<point>:<n>`` (see
+``snn.training.interrupts.fault_point``): the n-th time the run reaches the point it touches a
+marker file and sleeps, and the test SIGKILLs it there. The points: in the middle of a training step
+(after backward, before the optimizer step), inside evaluation, and with ``last.pt``'s temporary
+file half written. The n are drawn from a seeded generator, so a failure names a reproducible case.
 Then ``--resume`` finishes the run, and its weights, optimizer state, progress and logs must equal
 those of a run never stopped, bit for bit. SIGINT instead finishes the step, saves and exits 130.
 """
@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
-from snn.checkpoint import CheckpointError, load_checkpoint, previous_path  # noqa: E402
+from snn.training.checkpoint import CheckpointError, load_checkpoint, previous_path  # noqa: E402
 
 ARGS = [
     str(ROOT / "configs" / "smoke.yaml"),

@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torchvision.datasets import MNIST
 
-from snn.data import (
+from snn.training.data import (
     FILES,
     DatasetNotFoundError,
     epoch_order,

@@ -5,7 +5,7 @@ deterministic latency encoding, so the spikes are a function of the image alone.
 difference is the order of float additions (gloo averages the two ranks' gradients, one process
 sums the whole batch at once), a few ulps per step, which Adam enlarges only where a gradient is
 nearly zero: the weights agree to float tolerance, not bitwise. With Poisson encoding they would
-differ by design: each rank draws its own spikes (``train.encoding_seed(seed, rank)``).
+differ by design: each rank draws its own spikes (``snn.training.encoding.encoding_seed``).
 """
 
 from __future__ import annotations
@@ -22,11 +22,17 @@ from pathlib import Path
 import pytest
 import torch
 
+import snn
+
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
-from snn.checkpoint import load_checkpoint  # noqa: E402
+from snn.training.checkpoint import load_checkpoint  # noqa: E402
+from snn.training.config import config_from_dict, load_config  # noqa: E402
+from snn.training.encoding import encoding_seed  # noqa: E402
+from snn.training.loss import readout_for  # noqa: E402
+from snn.training.models import build_model  # noqa: E402
 
 ARGS = [
     SMOKE,
@@ -59,7 +65,7 @@ def free_port() -> int:
 def torchrun(
     nproc: int, *args: str, interrupt_at: str | None = None, script: Path = ROOT / "train.py"
 ) -> tuple[int, str, str]:
-    """Run ``script`` (train.py) under torchrun; with ``interrupt_at`` (a ``train.fault_point``),
+    """Run ``script`` (train.py) under torchrun; with ``interrupt_at`` (a ``fault_point``),
     press Ctrl-C (SIGINT to torchrun) while the ranks pause there. Exit code, stdout, stderr."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     marker = Path(args[-1].partition("=")[2] + ".paused")
@@ -114,9 +120,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     one = load_checkpoint(only_run(tmp_path / "one") / "last.pt")
     assert ddp["progress"]["global_step"] == one["progress"]["global_step"] == 8
     assert len(ddp["rng"]) == 2 and len(one["rng"]) == 1  # one generator state per rank
-    start = train.build_model(
-        train.config_from_dict(one["config"]).model, train.readout_for(train.load_config(SMOKE))
-    )
+    start = build_model(config_from_dict(one["config"]).model, readout_for(load_config(SMOKE)))
     # Adam divides by sqrt(v): on weights whose gradient is near zero (border pixels that
     # rarely spike) a rounding difference in the gradient becomes a visible fraction of a step.
     # Bound: 1 % of one Adam step (lr = 2e-3), and almost every weight within 1e-6.
@@ -153,12 +157,12 @@ def test_global_batch_must_split_evenly_over_ranks(tmp_path, monkeypatch, capsys
 
 
 def test_each_rank_draws_its_own_poisson_spikes():
-    seeds = {train.encoding_seed(0, r) for r in range(8)}
+    seeds = {encoding_seed(0, r) for r in range(8)}
     assert len(seeds) == 8
     x = torch.full((4, 1, 28, 28), 0.5)
     a, b = (
-        train.snn.encode.poisson(x, 8, generator=torch.Generator().manual_seed(s))
-        for s in (train.encoding_seed(0, 0), train.encoding_seed(0, 1))
+        snn.encode.poisson(x, 8, generator=torch.Generator().manual_seed(s))
+        for s in (encoding_seed(0, 0), encoding_seed(0, 1))
     )
     assert not torch.equal(a, b)
 

@@ -341,9 +341,9 @@ def test_per_neuron_resistance_imports_as_scale():
 def test_trained_mnist_mlp_round_trip_keeps_test_predictions(tmp_path):
     sys.path.insert(0, str(ROOT))
     import train
-    from snn.checkpoint import load_checkpoint
-    from snn.config import config_from_dict
-    from snn.models import build_model
+    from snn.training.checkpoint import load_checkpoint
+    from snn.training.config import config_from_dict
+    from snn.training.models import build_model
 
     overrides = [f"out_dir={tmp_path}", "log.progress=false", "log.plots=false"]
     assert train.main([str(ROOT / "configs" / "smoke.yaml"), *overrides]) == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -19,9 +20,16 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
+OLD_RUNS = ROOT / "tests" / "data" / "checkpoint_v2"
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
-from snn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from snn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from snn.training.config import load_config  # noqa: E402
+from snn.training.evaluate import firing_rate_warnings  # noqa: E402
+from snn.training.loss import loss_and_scores, readout_for  # noqa: E402
+from snn.training.models import build_model, spiking_layers  # noqa: E402
+from snn.training.optim import make_optimizer, make_scheduler  # noqa: E402
+from snn.training.rundir import Metrics  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -167,8 +175,8 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
 
 
 def test_dead_and_saturated_layers_are_warned_about(tmp_path):
-    assert train.firing_rate_warnings({"2": 0.12, "4": 0.5}) == []
-    dead, saturated = train.firing_rate_warnings({"2": 0.0, "4": 1.0})
+    assert firing_rate_warnings({"2": 0.12, "4": 0.5}) == []
+    dead, saturated = firing_rate_warnings({"2": 0.0, "4": 1.0})
     assert "layer 2 never fired" in dead and "dead" in dead
     assert "layer 4 fired at every step" in saturated and "saturated" in saturated
     # a real run whose hidden threshold no input can reach: its LIF layer is dead
@@ -233,6 +241,36 @@ def test_resume_refuses_to_change_the_run(tmp_path, capsys):
     assert "no last.pt" in capsys.readouterr().err
 
 
+def test_a_run_written_before_the_move_to_snn_training_resumes_and_evaluates(tmp_path, capsys):
+    """``tests/data/checkpoint_v2`` was written by train.py at commit 8a38093, when the
+    checkpoint code was ``snn/checkpoint.py``: ``python train.py configs/smoke.yaml name=v2
+    data.train_subset=256 data.val_subset=100 data.test_subset=100 data.batch_size=32
+    encoding.num_steps=4 model.hidden=[4] train.epochs=2 train.checkpoint_every=3 log.plots=false
+    log.progress=false log.log_every=2``, once to the end (``whole_*``, ``best.pt``) and once
+    stopped by SIGINT after step 5 (``stopped/``). Its files hold tensors, numbers, strings and
+    dicts only (no class of this package), so the code's new place must not matter."""
+    run = tmp_path / "stopped"
+    shutil.copytree(OLD_RUNS / "stopped", run)
+    where = [f"data.root={ROOT / 'data'}", "device=cpu"]
+    assert train.main(["--resume", str(run), *where]) == 0
+    assert f"resumed {run} at epoch 1, step 5" in capsys.readouterr().out
+    resumed, whole = load_checkpoint(run / "last.pt"), load_checkpoint(OLD_RUNS / "whole_last.pt")
+    assert resumed["progress"] == whole["progress"] and whole["progress"]["global_step"] == 16
+    # the old code's uninterrupted run: equal bitwise on the machine that wrote it; elsewhere the
+    # float rounding of another CPU may differ. Adam steps are ~2e-3, so a resume that lost any
+    # state (weights, moments, the Poisson generator) would be off by far more than 2e-5.
+    for name, w in whole["model"].items():
+        torch.testing.assert_close(resumed["model"][name], w, rtol=0, atol=2e-5, msg=name)
+    old_log = [json.loads(line) for line in (OLD_RUNS / "whole_metrics.jsonl").open()]
+    for kind in ("train", "epoch", "test"):
+        steps = [r["step"] for r in old_log if r["kind"] == kind]
+        assert [r["step"] for r in records(run, kind)] == steps, kind
+
+    # --eval of the old best.pt, on all 10k test images
+    assert train.main(["--eval", str(OLD_RUNS / "best.pt"), *where]) == 0
+    assert "/10000)" in capsys.readouterr().out
+
+
 def test_checkpoints_are_atomic_and_errors_name_the_file(tmp_path):
     path = tmp_path / "last.pt"
     save_checkpoint({"x": torch.arange(3)}, path)
@@ -255,12 +293,10 @@ def test_checkpoints_are_atomic_and_errors_name_the_file(tmp_path):
 
 
 def test_schedules_follow_their_closed_form():
-    from snn.config import load_config
-
     cfg = load_config(None, ["optim.lr=0.01", "optim.warmup=0.1", "optim.final_lr_ratio=0.05"])
     model = torch.nn.Linear(2, 2)
-    opt = train.make_optimizer(cfg, model)
-    sched = train.make_scheduler(cfg, opt, total_steps=100)
+    opt = make_optimizer(cfg, model)
+    sched = make_scheduler(cfg, opt, total_steps=100)
     lrs = []
     for _ in range(100):
         lrs.append(opt.param_groups[0]["lr"])
@@ -272,8 +308,8 @@ def test_schedules_follow_their_closed_form():
     assert math.isclose(opt.param_groups[0]["lr"], 0.01 * 0.05, rel_tol=1e-6)
 
     cfg = load_config(None, ["optim.schedule=cosine", "optim.lr=0.01", "optim.warmup=0.0"])
-    opt = train.make_optimizer(cfg, model)
-    sched = train.make_scheduler(cfg, opt, total_steps=100)
+    opt = make_optimizer(cfg, model)
+    sched = make_scheduler(cfg, opt, total_steps=100)
     for step in range(100):
         expect = 0.01 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / 100)))
         assert math.isclose(opt.param_groups[0]["lr"], expect, rel_tol=1e-9)
@@ -282,18 +318,15 @@ def test_schedules_follow_their_closed_form():
 
 
 def test_cnn_config_builds_and_learns_a_step():
-    from snn.config import load_config
-    from snn.models import build_model
-
     cfg = load_config(ROOT / "configs" / "mnist_cnn.yaml")
     torch.manual_seed(0)
-    model = build_model(cfg.model, train.readout_for(cfg))
+    model = build_model(cfg.model, readout_for(cfg))
     x = (torch.rand(4, 2, 1, 28, 28) < 0.3).float()
     y = torch.tensor([3, 7])
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     losses = []
     for _ in range(5):
-        loss, _ = train.loss_and_scores(model(x), y, cfg)
+        loss, _ = loss_and_scores(model(x), y, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -302,7 +335,7 @@ def test_cnn_config_builds_and_learns_a_step():
 
 
 def test_metrics_survive_a_line_cut_short(tmp_path):
-    m = train.Metrics(tmp_path, enabled=True, tensorboard=False)
+    m = Metrics(tmp_path, enabled=True, tensorboard=False)
     for step in (10, 20, 30):
         m.log({"kind": "train", "step": step, "loss": 1.0 / step})
     with m.path.open("a") as f:
@@ -314,19 +347,16 @@ def test_metrics_survive_a_line_cut_short(tmp_path):
 
 
 def test_learnable_beta_and_threshold_get_gradients():
-    from snn.config import load_config
-    from snn.models import build_model, spiking_layers
-
     cfg = load_config(
         None,
         ["model.hidden=[16]", "model.neuron.learn_beta=true", "model.neuron.learn_threshold=true"],
     )
     torch.manual_seed(0)
-    model = build_model(cfg.model, train.readout_for(cfg))
+    model = build_model(cfg.model, readout_for(cfg))
     (lif,) = spiking_layers(model).values()
     assert lif.beta_logit.shape == lif.threshold.shape == (16,)  # per neuron in an MLP
     x = (torch.rand(6, 3, 1, 28, 28) < 0.5).float()
-    loss, _ = train.loss_and_scores(model(x), torch.tensor([1, 2, 3]), cfg)
+    loss, _ = loss_and_scores(model(x), torch.tensor([1, 2, 3]), cfg)
     loss.backward()
     assert lif.beta_logit.grad.abs().sum() > 0 and lif.threshold.grad.abs().sum() > 0
 
@@ -341,9 +371,9 @@ def test_learnable_beta_and_threshold_get_gradients():
             "model.neuron.learn_threshold=true",
         ],
     )
-    model = build_model(cfg.model, train.readout_for(cfg))
+    model = build_model(cfg.model, readout_for(cfg))
     conv_lif, fc_lif = spiking_layers(model).values()
     assert conv_lif.beta_logit.shape == () and fc_lif.beta_logit.shape == (8,)
-    loss, _ = train.loss_and_scores(model(x), torch.tensor([1, 2, 3]), cfg)
+    loss, _ = loss_and_scores(model(x), torch.tensor([1, 2, 3]), cfg)
     loss.backward()
     assert conv_lif.beta_logit.grad != 0 and conv_lif.threshold.grad != 0

@@ -1,7 +1,8 @@
 """Training configuration: YAML files and ``key=value`` overrides -> typed, validated dataclasses.
 
 A config is a YAML mapping with the sections below; every field has a default, so a file only
-lists what it changes, and ``python train.py`` with no file uses the defaults (the MLP)::
+lists what it changes (``load_config(None)`` is the defaults, the MLP; ``python train.py`` with no
+file reads ``configs/mnist_mlp.yaml``)::
 
     name: mnist_mlp
     model: {kind: mlp, hidden: [1000], dropout: 0.2}
@@ -21,7 +22,7 @@ Example::
     >>> load_config(None, ["optim.lrr=1"])
     Traceback (most recent call last):
     ...
-    snn.config.ConfigError: unknown config key 'optim.lrr' (did you mean 'optim.lr'?); \
+    snn.training.config.ConfigError: unknown config key 'optim.lrr' (did you mean 'optim.lr'?); \
 the keys of 'optim' are: name, lr, weight_decay, betas, schedule, warmup, final_lr_ratio, grad_clip
 """
 
@@ -127,8 +128,8 @@ class ModelConfig:
 class LossConfig:
     """How the output layer is read and trained.
 
-    * ``ce_membrane``: the output is a non-spiking leaky integrator (``snn.LIF`` with
-      ``reset="none"``); logits are its membrane potential reduced over time (``reduce``).
+    * ``ce_membrane``: the output is a non-spiking leaky integrator (:class:`snn.LeakyIntegrator`);
+      logits are its membrane potential reduced over time (``reduce``).
     * ``ce_rate``: a spiking LIF output layer; logits are its spike counts.
     * ``mse_count``: a spiking LIF output layer whose spike counts are pulled toward
       ``correct_rate * T`` for the true class and ``incorrect_rate * T`` for the others.
@@ -352,6 +353,7 @@ def config_from_dict(raw: dict | None) -> Config:
 
 
 def config_to_dict(cfg: Config) -> dict:
+    """The nested dict of plain values that :func:`config_from_dict` reads back."""
     return dataclasses.asdict(cfg)
 
 
@@ -382,6 +384,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 def read_yaml(path: str | Path) -> dict:
+    """The mapping in a YAML config file (empty for an empty file), not yet validated."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist (the configs are in configs/)")
@@ -403,4 +406,5 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
+    """Write ``cfg`` as YAML, every key spelled out (the run folder's ``config.yaml``)."""
     Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

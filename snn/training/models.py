@@ -1,11 +1,11 @@
-r"""The MNIST classifiers, built from a :class:`snn.config.ModelConfig` out of :class:`snn.LIF`,
-:class:`snn.FoldTime` and torch layers.
+r"""The MNIST classifiers, built from a :class:`snn.training.config.ModelConfig` out of
+:class:`snn.LIF`, :class:`snn.FoldTime` and torch layers.
 
-Every model maps Poisson spikes ``[T, B, 1, 28, 28]`` to an output sequence ``[T, B, 10]``:
+Every model maps input spikes ``[T, B, 1, 28, 28]`` to an output sequence ``[T, B, 10]``:
 
 * ``readout="leaky"``: the membrane potential of a non-spiking leaky integrator,
-  ``v_t = beta_out v_{t-1} + W s_t + b`` (:class:`snn.LIF` with ``reset="none"``, its spikes
-  ignored). Its potential is a smooth, unbounded score, which cross-entropy handles well.
+  ``v_t = beta_out v_{t-1} + W s_t + b`` (:class:`snn.LeakyIntegrator`). Its potential is a
+  smooth, unbounded score, which cross-entropy handles well.
 * ``readout="spiking"``: the spikes of a LIF output layer, to be counted.
 
 ``mlp``::
@@ -19,7 +19,7 @@ Every model maps Poisson spikes ``[T, B, 1, 28, 28]`` to an output sequence ``[T
 
 Example::
 
-    >>> from snn.config import ModelConfig
+    >>> from snn.training.config import ModelConfig
     >>> net = build_model(ModelConfig(hidden=[32]), readout="leaky")
     >>> net(torch.zeros(5, 2, 1, 28, 28)).shape
     torch.Size([5, 2, 10])
@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 import snn
-from snn.config import ModelConfig, NeuronConfig
+from snn.training.config import ModelConfig, NeuronConfig
 
 __all__ = ["TimeDropout", "build_model", "spiking_layers", "READOUTS"]
 
@@ -113,7 +113,8 @@ def build_model(cfg: ModelConfig, readout: str, num_classes: int = 10) -> nn.Seq
 
 
 def spiking_layers(model: nn.Module) -> dict[str, snn.LIF]:
-    """The spiking LIF layers by name (the leaky readout's LIF, which never resets, excluded)."""
+    """The spiking LIF layers by name; the :class:`snn.LeakyIntegrator` readout's inner LIF
+    (``reset="none"``, it never spikes) is not one of them."""
     return {
         name: m for name, m in model.named_modules() if isinstance(m, snn.LIF) and m.reset != "none"
     }

@@ -9,19 +9,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure  # no pyplot: never switches a notebook's backend
-from torch import nn
+from torch import Tensor, nn
 
 import snn
+from snn.training.config import Config
+from snn.training.data import MNISTSplits
+from snn.training.encoding import encode
+from snn.training.evaluate import EvalResult
+from snn.training.models import spiking_layers
 
 __all__ = ["curves", "raster", "firing_rates", "confusion", "make_all"]
 
 
 def curves(history: list[dict], path: Path) -> None:
+    """Loss per step, and loss and accuracy per epoch, from the records of ``metrics.jsonl``."""
     epochs = [r for r in history if r.get("kind") == "epoch"]
     steps = [r for r in history if r.get("kind") == "train"]
     fig = Figure(figsize=(14, 4))
@@ -46,15 +51,16 @@ def curves(history: list[dict], path: Path) -> None:
 
 
 def raster(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    hidden_spikes: torch.Tensor,
-    output: torch.Tensor,
+    images: Tensor,
+    labels: Tensor,
+    hidden_spikes: Tensor,
+    output: Tensor,
     output_is_membrane: bool,
     path: Path,
     max_neurons: int = 100,
 ) -> None:
-    """``images [k, 28, 28]``, ``hidden_spikes [T, k, N]``, ``output [T, k, 10]``."""
+    """Per digit: the image, the spikes of the last hidden layer and the output (membrane traces
+    or spikes). ``images [k, 28, 28]``, ``hidden_spikes [T, k, N]``, ``output [T, k, 10]``."""
     k = len(images)
     fig = Figure(figsize=(12, 2.3 * k))
     axes = fig.subplots(k, 3, squeeze=False)
@@ -87,6 +93,7 @@ def raster(
 
 
 def firing_rates(rates: dict[str, float], path: Path) -> None:
+    """A bar per spiking layer: its mean spikes per neuron and step."""
     fig = Figure(figsize=(1.2 * len(rates) + 3, 3.5))
     ax = fig.subplots()
     names = list(rates)
@@ -98,7 +105,8 @@ def firing_rates(rates: dict[str, float], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def confusion(labels: torch.Tensor, predictions: torch.Tensor, path: Path) -> None:
+def confusion(labels: Tensor, predictions: Tensor, path: Path) -> None:
+    """The 10x10 confusion matrix (log-scaled colours, counts written in the cells)."""
     cm = torch.zeros(10, 10, dtype=torch.long)
     cm.index_put_((labels.cpu(), predictions.cpu()), torch.ones_like(labels.cpu()), accumulate=True)
     fig = Figure(figsize=(6, 5.5))
@@ -124,17 +132,14 @@ def confusion(labels: torch.Tensor, predictions: torch.Tensor, path: Path) -> No
 def make_all(
     run_dir: Path,
     model: nn.Module,
-    cfg,
+    cfg: Config,
     history: list[dict],
-    test,
-    data,
+    test: EvalResult,
+    data: MNISTSplits,
     device: torch.device,
-    encode_fn: Callable,
     num_digits: int = 4,
 ) -> None:
-    """All four plots; ``test`` is the EvalResult of the model on the test set."""
-    from snn.models import spiking_layers
-
+    """All four plots; ``test`` is the result of the model on the test set."""
     run_dir = Path(run_dir)
     curves(history, run_dir / "curves.png")
     firing_rates(test.rates, run_dir / "rates.png")
@@ -150,7 +155,7 @@ def make_all(
     try:
         gen = torch.Generator(device=device).manual_seed(0)
         images = data.test_images[:num_digits]
-        out = model(encode_fn(images, cfg, gen))
+        out = model(encode(images, cfg, gen))
     finally:
         handle.remove()
     spikes = seen["spikes"].flatten(2)

@@ -2,8 +2,9 @@
 reproducible batches that can start in the middle of an epoch.
 
 The images stay ``uint8`` tensors (all 70k fit in 55 MB) on the training device; a batch is cast
-to ``[0, 1]`` and Poisson-encoded there by the training loop, so no DataLoader worker ever sees
-spikes and the encoding generator lives in one place (and in the checkpoint).
+to ``[0, 1]`` and encoded into spikes there by the training loop (:mod:`snn.training.encoding`),
+so no DataLoader worker ever sees spikes and the encoding generator lives in one place (and in
+the checkpoint).
 
 Where the files come from, in order:
 
@@ -29,12 +30,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import DistributedSampler
 
+from snn.training.config import Config
+
 __all__ = [
     "DatasetNotFoundError",
     "FILES",
     "MNISTSplits",
     "prepare_mnist",
     "load_mnist",
+    "load_data",
     "epoch_order",
     "num_batches",
 ]
@@ -171,6 +175,20 @@ def load_mnist(
         first(test.data, test_subset),
         first(test.targets, test_subset),
     )
+
+
+def load_data(cfg: Config, device: torch.device, full_test: bool = False) -> MNISTSplits:
+    """The splits ``cfg.data`` describes, on ``device``; ``full_test``: all 10k test images."""
+    d = cfg.data
+    return load_mnist(
+        d.root,
+        download=d.download,
+        val_size=d.val_size,
+        split_seed=d.split_seed,
+        train_subset=d.train_subset,
+        val_subset=d.val_subset,
+        test_subset=None if full_test else d.test_subset,
+    ).to(device)
 
 
 def num_batches(n: int, batch_size: int, world_size: int = 1) -> int:
