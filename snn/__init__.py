@@ -6,6 +6,8 @@
 * :mod:`snn.encode`: Poisson, latency and delta spike encoders.
 * :class:`snn.LeakyIntegrator`: the same membrane without spikes, for readouts.
 * :class:`snn.FoldTime`: run Conv2d, BatchNorm, pooling over ``[T, B, ...]``.
+* :func:`snn.export_nir`, :func:`snn.import_nir`: to and from NIR, the graph format snnTorch,
+  Norse, SpikingJelly, Sinabs, Lava and neuromorphic chips share (:mod:`snn.nir`).
 """
 
 from snn import encode, functional, surrogate

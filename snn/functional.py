@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,6 +47,7 @@ __all__ = [
     "LIFParameters",
     "LIFSequence",
     "physical_beta",
+    "physical_tau",
     "lif_step",
     "lif_sequence",
 ]
@@ -53,24 +56,86 @@ RESET_MODES = ("subtract", "zero", "none")
 BACKENDS = ("fused", "native", "eager", "compiled", "reference")
 
 
-def physical_beta(tau: float, dt: float, exact: bool = False) -> float:
+def physical_beta(
+    tau: float | Tensor | np.ndarray, dt: float, exact: bool = False
+) -> float | Tensor | np.ndarray:
     """Decay per step of ``tau dv/dt = -v``: ``1 - dt/tau`` (Euler) or ``exp(-dt/tau)`` (exact).
 
-    Raises ``ValueError`` for ``tau <= 0``, ``dt <= 0``, or (Euler only) ``dt > tau``, where the
-    Euler step overshoots and ``beta`` would be negative.
+    ``tau`` is a number, or a tensor or numpy array of per-neuron time constants (the result has
+    its type). Raises ``ValueError`` for ``tau <= 0``, ``dt <= 0``, or (Euler only) ``dt > tau``,
+    where the Euler step overshoots and ``beta`` would be negative. :func:`physical_tau` is the
+    inverse.
+
+    >>> physical_beta(10.0, 0.1)
+    0.99
+    >>> physical_beta(torch.tensor([1.0, 2.0]), 0.5, exact=True)  # exp(-0.5), exp(-0.25)
+    tensor([0.6065, 0.7788])
     """
-    if not (math.isfinite(tau) and tau > 0):
+    _check_time_step(dt)
+    if isinstance(tau, (int, float)):  # a number stays a Python float (math, not numpy)
+        if not (math.isfinite(tau) and tau > 0):
+            raise ValueError(f"tau must be a positive time constant, got tau={tau}")
+        if exact:
+            return math.exp(-dt / tau)
+        if dt > tau:
+            raise ValueError(
+                f"dt={dt} > tau={tau}: the Euler step overshoots (beta = 1 - dt/tau < 0); "
+                "use a smaller dt, or exact=True for the exponential discretization"
+            )
+        return 1.0 - dt / tau
+    lib, tau = _array_namespace(tau)
+    if not bool(lib.all(lib.isfinite(tau) & (tau > 0))):
         raise ValueError(f"tau must be a positive time constant, got tau={tau}")
-    if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive time step, got dt={dt}")
     if exact:
-        return math.exp(-dt / tau)
-    if dt > tau:
+        return lib.exp(-dt / tau)
+    if bool(lib.any(tau < dt)):
         raise ValueError(
-            f"dt={dt} > tau={tau}: the Euler step overshoots (beta = 1 - dt/tau < 0); "
-            "use a smaller dt, or exact=True for the exponential discretization"
+            f"dt={dt} > tau={float(tau.min()):.6g} (the smallest tau): the Euler step overshoots "
+            "(beta = 1 - dt/tau < 0); use a smaller dt, or exact=True for the exponential "
+            "discretization"
         )
     return 1.0 - dt / tau
+
+
+def physical_tau(
+    beta: float | Tensor | np.ndarray, dt: float, exact: bool = False
+) -> float | Tensor | np.ndarray:
+    """The time constant whose decay per step is ``beta``: the inverse of :func:`physical_beta`.
+
+    ``dt / (1 - beta)`` (Euler) or ``-dt / ln(beta)`` (exact), elementwise for a tensor or numpy
+    array. ``beta = 1`` (no leak) gives ``tau = inf``; ``beta = 0`` gives ``dt`` (Euler) or 0
+    (exact). Raises ``ValueError`` for ``dt <= 0`` or a ``beta`` outside [0, 1].
+
+    >>> physical_tau(0.75, 1.0)
+    4.0
+    >>> physical_tau(torch.tensor([0.5, 0.75]), 1.0, exact=True)  # ln 2 and ln(4/3) steps
+    tensor([1.4427, 3.4761])
+    >>> physical_tau(np.array([0.5, 1.0]), 1.0)  # beta = 1: no leak
+    array([ 2., inf])
+    """
+    _check_time_step(dt)
+    check_beta(beta)
+    if isinstance(beta, (int, float)):
+        if beta == 1.0:
+            return math.inf
+        if exact:
+            return 0.0 if beta == 0.0 else -dt / math.log(beta)
+        return dt / (1.0 - beta)
+    lib, beta = _array_namespace(beta)
+    with np.errstate(divide="ignore"):  # beta = 1 is tau = inf (and exact beta = 0 is tau = 0)
+        return -dt / lib.log(beta) if exact else dt / (1.0 - beta)
+
+
+def _check_time_step(dt: float) -> None:
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive time step, got dt={dt}")
+
+
+def _array_namespace(a: Tensor | np.ndarray) -> tuple[ModuleType, Tensor | np.ndarray]:
+    """``(torch, a)`` for a tensor, else ``(numpy, a as a float64 array)``."""
+    if isinstance(a, Tensor):
+        return torch, a
+    return np, np.asarray(a, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -78,8 +143,13 @@ class LIFParameters:
     """Parameters of one LIF population. ``beta``, ``v_th`` and ``gain`` may be tensors that
     broadcast against the neuron shape (per-neuron values, learnable ones included).
 
-    Build the deep-learning form directly, ``LIFParameters(beta=0.9)``, and the physical form with
-    :meth:`physical`.
+    Build the deep-learning form directly and the physical form with :meth:`physical`:
+
+    >>> LIFParameters(beta=0.9).v_th
+    1.0
+    >>> p = LIFParameters.physical(10.0, 0.1, v_rest=-65.0, v_reset=-70.0, v_th=-50.0, r=100.0)
+    >>> round(p.beta, 12), round(p.gain, 12)  # 1 - dt/tau, R dt/tau
+    (0.99, 1.0)
     """
 
     beta: Tensor | float = 0.9
@@ -149,10 +219,12 @@ class LIFSequence(NamedTuple):
     membrane: Tensor | None
 
 
-def check_beta(beta: Tensor | float) -> None:
+def check_beta(beta: Tensor | np.ndarray | float) -> None:
     """Raise ``ValueError`` unless every ``beta`` lies in [0, 1]."""
     if isinstance(beta, Tensor):
         ok = bool(((beta >= 0) & (beta <= 1)).all())
+    elif isinstance(beta, np.ndarray):
+        ok = bool(np.all((beta >= 0) & (beta <= 1)))
     else:
         ok = 0.0 <= beta <= 1.0
     if not ok:

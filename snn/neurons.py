@@ -12,12 +12,23 @@ implement, per neuron and step,
 
 (see :mod:`snn.functional` for the reset modes). Neither keeps state between calls: each call of
 :class:`LIF` starts from rest unless you pass ``state=``, so there is nothing to reset by hand.
+
+**Two forms, two names for the threshold.** The deep-learning form, ``LIF(beta, threshold)``,
+calls the firing threshold ``threshold``: a unitless number, usually 1 and often learned
+(``learn_threshold``), stored as the layer's ``threshold`` parameter (the name in every state
+dict). The physical form, ``LIF.physical(tau, dt, v_rest, v_reset, v_th, r)``, calls it ``v_th``:
+a membrane potential in the units of ``v_rest`` and ``v_reset`` (mV, say) and named like them,
+as the functional core's :class:`snn.functional.LIFParameters` names it for both forms. It is
+the same quantity, in the same tensor; each layer's ``repr`` uses the argument names of the
+constructor that built its form, so that it reads as that call. The resting potential is
+``v_rest`` everywhere in snn (NIR calls it ``v_leak``; :mod:`snn.nir` translates).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -33,13 +44,19 @@ from snn.functional import (
     lif_sequence,
     lif_step,
     physical_beta,
+    physical_tau,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 __all__ = ["LIF", "LIFCell", "LeakyIntegrator"]
 
 # learnable decays stay inside (0, 1) through beta = sigmoid(w) (Fang et al., 2021, PLIF);
 # the initial beta is clamped this far from 0 and 1 so that w is finite
 _LOGIT_EPS = 1e-6
+
+_Layer = TypeVar("_Layer", bound="_LIFBase")
 
 
 class _LIFBase(nn.Module):
@@ -83,7 +100,7 @@ class _LIFBase(nn.Module):
         # set by physical(): the time step, the discretization and the tau it was given
         self._dt: float | None = None
         self._exact = False
-        self._tau: float | None = None
+        self._tau: float | Tensor | None = None
 
         factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
         self._init_beta = self._initial_tensor("beta", beta, factory)
@@ -118,36 +135,66 @@ class _LIFBase(nn.Module):
 
     @classmethod
     def physical(
-        cls,
-        tau: float,
+        cls: type[_Layer],
+        tau: float | Tensor | np.ndarray,
         dt: float,
         v_rest: float,
         v_reset: float,
-        v_th: float,
+        v_th: float | Tensor | np.ndarray,
         r: float,
         *,
         exact: bool = False,
         reset: str = "zero",
-        **kwargs,
-    ):
-        """The physical form: steps of ``tau dv/dt = (v_rest - v) + R I`` of length ``dt``.
-
-        ``beta = 1 - dt/tau`` (Euler) or ``exp(-dt/tau)`` (``exact=True``), gain ``R (1 - beta)``,
-        threshold ``v_th``, reset to ``v_reset`` (``reset="zero"``). Units are yours: tau and dt in
-        ms, potentials in mV, R in MOhm, inputs in nA. Other keywords as for the constructor.
-        """
-        if not v_th > v_reset:
-            raise ValueError(f"v_th={v_th} must lie above v_reset={v_reset}")
-        layer = cls(
-            beta=physical_beta(tau, dt, exact),
-            threshold=v_th,
-            v_rest=v_rest,
-            v_reset=v_reset,
-            r=r,
-            reset=reset,
-            **kwargs,
+        detach_reset: bool = False,
+        surrogate: str | _surrogate.Surrogate = "atan",
+        shape: int | Sequence[int] | None = None,
+        learn_beta: bool = False,
+        learn_threshold: bool = False,
+        check_input: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> _Layer:
+        """The physical form, as :meth:`snn.LIF.physical` (which also takes ``backend``)."""
+        return cls._build_physical(
+            tau,
+            dt,
+            exact,
+            v_th,
+            dict(
+                v_rest=v_rest,
+                v_reset=v_reset,
+                r=r,
+                reset=reset,
+                detach_reset=detach_reset,
+                surrogate=surrogate,
+                shape=shape,
+                learn_beta=learn_beta,
+                learn_threshold=learn_threshold,
+                check_input=check_input,
+                device=device,
+                dtype=dtype,
+            ),
         )
-        layer._dt, layer._exact, layer._tau = float(dt), exact, float(tau)
+
+    @classmethod
+    def _build_physical(
+        cls: type[_Layer],
+        tau: float | Tensor | np.ndarray,
+        dt: float,
+        exact: bool,
+        v_th: float | Tensor | np.ndarray,
+        options: dict,
+    ) -> _Layer:
+        """What :meth:`physical` builds, from the constructor's keyword arguments ``options``."""
+        v_reset = options["v_reset"]
+        lowest_v_th = v_th if isinstance(v_th, (int, float)) else float(torch.as_tensor(v_th).min())
+        if not lowest_v_th > v_reset:
+            raise ValueError(f"v_th={v_th} must lie above v_reset={v_reset}")
+        layer = cls(beta=physical_beta(tau, dt, exact), threshold=v_th, **options)
+        layer._dt, layer._exact = float(dt), bool(exact)
+        # the given tau, reported while beta is fixed (beta rounded to float32 would blur it)
+        tau_t = torch.as_tensor(tau, dtype=torch.float64)
+        layer._tau = float(tau_t) if tau_t.dim() == 0 else tau_t.detach().cpu().clone()
         return layer
 
     def reset_parameters(self) -> None:
@@ -183,8 +230,10 @@ class _LIFBase(nn.Module):
             return None
         b = self.beta.detach()
         if self._tau is not None and not self.learn_beta:
+            if isinstance(self._tau, Tensor):
+                return self._tau.to(b).expand_as(b).clone()
             return torch.full_like(b, self._tau)
-        return -self._dt / torch.log(b) if self._exact else self._dt / (1 - b)
+        return physical_tau(b, self._dt, self._exact)
 
     def parameters_for(self, x: Tensor) -> LIFParameters:
         """The functional parameters, cast to the dtype of ``x`` (so float64 stays float64)."""
@@ -252,14 +301,21 @@ class LIF(_LIFBase):
     Input ``[T, B, ...]`` (time first) of input currents; output spikes of the same shape and
     dtype. Each call starts from rest (``v = v_rest``) unless ``state`` is passed to :meth:`run`.
 
-    Deep-learning form (snnTorch's ``Leaky``)::
+    Deep-learning form (snnTorch's ``Leaky``), with one beta or one per neuron:
 
-        lif = snn.LIF(beta=0.9)                    # v_th = 1, subtract reset, arctan surrogate
-        lif = snn.LIF(beta=0.9, shape=100, learn_beta=True, learn_threshold=True)  # per neuron
+    >>> import torch, snn
+    >>> snn.LIF(beta=0.9)  # threshold 1, subtract reset, arctan surrogate
+    LIF(beta=0.9, threshold=1, reset=subtract, surrogate=ATan(alpha=2.0))
+    >>> snn.LIF(beta=0.9, shape=100, learn_beta=True, learn_threshold=True)
+    LIF(beta=<per-neuron (100,)>, threshold=<per-neuron (100,)>, reset=subtract,
+        surrogate=ATan(alpha=2.0), learn_beta=True, learn_threshold=True)
 
-    Physical form (``tau dv/dt = (v_rest - v) + R I``, Euler or exact steps)::
+    Physical form (``tau dv/dt = (v_rest - v) + R I``, Euler or exact steps; see
+    :meth:`physical`):
 
-        lif = snn.LIF.physical(tau=10.0, dt=0.1, v_rest=-65.0, v_reset=-70.0, v_th=-50.0, r=100.0)
+    >>> snn.LIF.physical(tau=10.0, dt=0.1, v_rest=-65.0, v_reset=-70.0, v_th=-50.0, r=100.0)
+    LIF(tau=10, dt=0.1, v_rest=-65, v_reset=-70, v_th=-50, r=100, reset=zero,
+        surrogate=ATan(alpha=2.0))
 
     Args:
         beta: decay per step in [0, 1]; a scalar, or a tensor broadcastable to the neuron shape.
@@ -280,12 +336,11 @@ class LIF(_LIFBase):
             ``"compiled"``, or ``"reference"`` (a plain autograd loop over
             :func:`snn.functional.lif_step`); see :func:`snn.functional.lif_sequence`.
 
-    Example::
+    Example:
 
-        >>> import torch
-        >>> lif = LIF(beta=0.5)
-        >>> lif(torch.full((4, 1, 1), 0.6)).flatten().tolist()
-        [0.0, 0.0, 1.0, 0.0]
+    >>> lif = snn.LIF(beta=0.5)
+    >>> lif(torch.full((4, 1, 1), 0.6)).flatten().tolist()
+    [0.0, 0.0, 1.0, 0.0]
     """
 
     def __init__(
@@ -293,13 +348,96 @@ class LIF(_LIFBase):
         beta: float | Tensor = 0.9,
         threshold: float | Tensor = 1.0,
         *,
+        reset: str = "subtract",
+        detach_reset: bool = False,
+        surrogate: str | _surrogate.Surrogate = "atan",
+        v_rest: float = 0.0,
+        v_reset: float = 0.0,
+        r: float | None = None,
+        shape: int | Sequence[int] | None = None,
+        learn_beta: bool = False,
+        learn_threshold: bool = False,
+        check_input: bool = False,
         backend: str = "fused",
-        **kwargs,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(beta, threshold, **kwargs)
+        super().__init__(
+            beta,
+            threshold,
+            reset=reset,
+            detach_reset=detach_reset,
+            surrogate=surrogate,
+            v_rest=v_rest,
+            v_reset=v_reset,
+            r=r,
+            shape=shape,
+            learn_beta=learn_beta,
+            learn_threshold=learn_threshold,
+            check_input=check_input,
+            device=device,
+            dtype=dtype,
+        )
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.backend = backend
+
+    @classmethod
+    def physical(
+        cls,
+        tau: float | Tensor | np.ndarray,
+        dt: float,
+        v_rest: float,
+        v_reset: float,
+        v_th: float | Tensor | np.ndarray,
+        r: float,
+        *,
+        exact: bool = False,
+        reset: str = "zero",
+        detach_reset: bool = False,
+        surrogate: str | _surrogate.Surrogate = "atan",
+        shape: int | Sequence[int] | None = None,
+        learn_beta: bool = False,
+        learn_threshold: bool = False,
+        check_input: bool = False,
+        backend: str = "fused",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> LIF:
+        """The physical form: steps of ``tau dv/dt = (v_rest - v) + R I`` of length ``dt``.
+
+        ``beta = 1 - dt/tau`` (Euler) or ``exp(-dt/tau)`` (``exact=True``), gain ``R (1 - beta)``,
+        threshold ``v_th``, reset to ``v_reset`` (``reset="zero"``). Units are yours: tau and dt in
+        ms, potentials in mV, R in MOhm, inputs in nA. ``tau`` and ``v_th`` may be per neuron
+        (tensors or numpy arrays broadcastable to the neuron shape); the other keywords are the
+        constructor's. The layer keeps ``dt``, ``exact`` and ``tau`` (see :attr:`tau`).
+
+        >>> lif = LIF.physical(torch.tensor([5.0, 10.0]), dt=1.0, v_rest=0.0, v_reset=0.0,
+        ...                    v_th=1.0, r=2.0)
+        >>> lif.beta, lif.tau, lif.dt, lif.exact
+        (tensor([0.8000, 0.9000]), tensor([ 5., 10.]), 1.0, False)
+        """
+        return cls._build_physical(
+            tau,
+            dt,
+            exact,
+            v_th,
+            dict(
+                v_rest=v_rest,
+                v_reset=v_reset,
+                r=r,
+                reset=reset,
+                detach_reset=detach_reset,
+                surrogate=surrogate,
+                shape=shape,
+                learn_beta=learn_beta,
+                learn_threshold=learn_threshold,
+                check_input=check_input,
+                backend=backend,
+                device=device,
+                dtype=dtype,
+            ),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """Spikes ``[T, B, ...]`` for input currents ``x`` of shape ``[T, B, ...]``, from rest."""
@@ -334,13 +472,18 @@ class LIF(_LIFBase):
 class LIFCell(_LIFBase):
     """One step of a LIF layer with explicit state: ``spikes, state = cell(x, state)``.
 
-    ``x`` is ``[B, ...]``; ``state=None`` starts from rest. Same arguments and equation as
-    :class:`LIF`, and the same ``LIFCell.physical(...)`` constructor::
+    ``x`` is ``[B, ...]``; ``state=None`` starts from rest. Same arguments (less ``backend``) and
+    equation as :class:`LIF`, and the same :meth:`physical` constructor.
 
-        cell = snn.LIFCell(beta=0.9)
-        state = None
-        for x_t in stream:
-            spikes, state = cell(x_t, state)
+    >>> import torch, snn
+    >>> cell = snn.LIFCell(beta=0.9)
+    >>> state = None
+    >>> for x_t in torch.full((3, 1), 0.6):  # a stream of [B] inputs; v: 0.6, 1.14 -> 0.14, 0.726
+    ...     spikes, state = cell(x_t, state)
+    ...     print(spikes.item(), round(state.item(), 4))
+    0.0 0.6
+    1.0 0.14
+    0.0 0.726
     """
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -361,38 +504,38 @@ class LIFCell(_LIFBase):
 
 
 class LeakyIntegrator(nn.Module):
-    r"""NIR's ``LI`` (and ``I``): ``tau dv/dt = (v_leak - v) + R I`` without spikes or reset.
+    r"""The LIF membrane without spikes or reset: ``tau dv/dt = (v_rest - v) + R I``.
 
-    A readout layer for rate-free classification and the import target of NIR's ``LI``/``I``.
-    Maps ``[T, B, ...]`` input currents to the membrane potential ``[T, B, ...]`` after each
-    step: ``v_t = v_leak + beta (v_{t-1} - v_leak) + gain x_t`` from ``v_0 = v_leak``, run by an
-    :class:`snn.LIF` with ``reset="none"`` and an infinite threshold (so the LIF math stays in
-    :mod:`snn.functional`). ``beta`` and ``gain`` may be per neuron. ``beta = 1`` is the
-    integrator ``I``.
+    A readout layer for rate-free classification and the import target of NIR's ``LI`` and ``I``
+    (whose ``v_leak`` is ``v_rest`` here). Maps ``[T, B, ...]`` input currents to the membrane
+    potential ``[T, B, ...]`` after each step: ``v_t = v_rest + beta (v_{t-1} - v_rest) + gain
+    x_t`` from ``v_0 = v_rest``. It runs its input, scaled by ``gain``, through an
+    :class:`snn.LIF` with ``reset="none"`` and an infinite threshold (its ``lif`` attribute), so the
+    LIF math stays in :mod:`snn.functional`. ``beta`` and ``gain`` may be per neuron. ``beta = 1``
+    is the integrator ``I``.
 
-    Example::
-
-        >>> import torch
-        >>> li = LeakyIntegrator(beta=0.5, gain=1.0)
-        >>> li(torch.ones(3, 1, 1)).flatten().tolist()
-        [1.0, 1.5, 1.75]
+    >>> import torch
+    >>> li = LeakyIntegrator(beta=0.5, gain=1.0)
+    >>> li(torch.ones(3, 1, 1)).flatten().tolist()
+    [1.0, 1.5, 1.75]
     """
 
     def __init__(
         self,
         beta: float | Tensor,
         gain: float | Tensor = 1.0,
-        v_leak: float = 0.0,
+        v_rest: float = 0.0,
         *,
         shape: tuple[int, ...] | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.lif = LIF(beta, math.inf, reset="none", v_rest=v_leak, shape=shape, dtype=dtype)
+        self.lif = LIF(beta, math.inf, reset="none", v_rest=v_rest, shape=shape, dtype=dtype)
         gain_t = torch.as_tensor(gain, dtype=dtype or torch.get_default_dtype())
         self.register_buffer("gain", gain_t.expand(shape).clone() if shape else gain_t)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The membrane potential ``[T, B, ...]`` for input currents ``x`` ``[T, B, ...]``."""
         current = x * self.gain.to(x.dtype)
         return self.lif.run(current, record_membrane=True).membrane
 

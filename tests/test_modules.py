@@ -4,6 +4,7 @@ import io
 import math
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -295,3 +296,45 @@ def test_leaky_integrator_is_the_membrane_without_spikes():
         v = 0.8 * v + 2.0 * x_t
         expected.append(v)
     torch.testing.assert_close(li(x), torch.stack(expected))
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_physical_tau_inverts_physical_beta_for_numbers_tensors_and_arrays(exact):
+    dt, taus = 0.5, [2.0, 5.0, 40.0]
+    expected = [math.exp(-dt / t) if exact else 1 - dt / t for t in taus]
+    physical_beta, physical_tau = snn.functional.physical_beta, snn.functional.physical_tau
+    assert [physical_beta(t, dt, exact) for t in taus] == pytest.approx(expected, rel=1e-15)
+    as_tensor = physical_beta(torch.tensor(taus, dtype=torch.float64), dt, exact)
+    torch.testing.assert_close(as_tensor, torch.tensor(expected, dtype=torch.float64))
+    as_array = physical_beta(np.array(taus), dt, exact)
+    np.testing.assert_allclose(as_array, expected, rtol=1e-15)
+    assert [physical_tau(b, dt, exact) for b in expected] == pytest.approx(taus, rel=1e-12)
+    np.testing.assert_allclose(physical_tau(as_array, dt, exact), taus, rtol=1e-12)
+    torch.testing.assert_close(
+        physical_tau(as_tensor, dt, exact), torch.tensor(taus, dtype=torch.float64)
+    )
+    assert physical_tau(1.0, dt, exact) == math.inf  # no leak
+    with pytest.raises(ValueError, match=r"beta must lie in \[0, 1\]"):
+        physical_tau(1.5, dt, exact)
+    with pytest.raises(ValueError, match="dt must be a positive time step"):
+        physical_tau(0.5, 0.0, exact)
+    with pytest.raises(ValueError, match="tau must be a positive time constant"):
+        physical_beta(np.array([1.0, -1.0]), dt, exact)
+
+
+def test_physical_form_takes_per_neuron_tau_and_threshold():
+    tau, v_th, r, dt = np.array([5.0, 10.0, 20.0]), np.array([1.0, 1.5, 2.0]), 2.0, 1.0
+    lif = snn.LIF.physical(tau, dt, v_rest=0.0, v_reset=0.0, v_th=v_th, r=r, dtype=torch.float64)
+    assert lif.dt == dt and not lif.exact
+    np.testing.assert_array_equal(lif.tau.numpy(), tau)  # the given tau, not rebuilt from beta
+    x = np.random.default_rng(7).uniform(0, 1.5, (200, 3))
+    beta, v, expected = 1 - dt / tau, np.zeros(3), np.zeros_like(x)
+    for t in range(len(x)):  # Euler steps of tau dv/dt = -v + R I, reset to 0
+        v = beta * v + r * (1 - beta) * x[t]
+        expected[t] = v >= v_th
+        v = np.where(expected[t] > 0, 0.0, v)
+    got = lif(torch.tensor(x)[:, None]).squeeze(1).numpy()
+    assert expected.sum() > 20
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match="must lie above v_reset"):
+        snn.LIF.physical(tau, dt, v_rest=0.0, v_reset=1.2, v_th=v_th, r=r)
