@@ -6,7 +6,8 @@ marker file and sleeps, and the test SIGKILLs it there. The points: in the middl
 (after backward, before the optimizer step), inside evaluation, and with ``last.pt``'s temporary
 file half written. The n are drawn from a seeded generator, so a failure names a reproducible case.
 Then ``--resume`` finishes the run, and its weights, optimizer state, progress and logs must equal
-those of a run never stopped, bit for bit. SIGINT instead finishes the step, saves and exits 130.
+those of a run never stopped, bit for bit, with dropout on (the default recipe's). SIGINT
+instead finishes the step, saves and exits 130.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ ARGS = [
     "data.test_subset=200",
     "train.epochs=2",
     "train.checkpoint_every=3",
+    "model.dropout=0.3",  # dropout on: its masks come from torch's generator, saved in last.pt
     "log.plots=false",
     "log.progress=false",
 ]
