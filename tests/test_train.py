@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -63,7 +62,6 @@ def records(run_dir: Path, kind: str) -> list[dict]:
 
 
 def test_readme_command_trains_smoke_end_to_end(tmp_path):
-    start = time.perf_counter()
     proc = cli(SMOKE, f"out_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = only_run(tmp_path)
@@ -83,7 +81,6 @@ def test_readme_command_trains_smoke_end_to_end(tmp_path):
     assert test["test_images"] == 1000 and test["test_acc"] > 0.7
     assert "epoch   2/2" in proc.stdout and "test accuracy" in proc.stdout
     assert "samples_s=" in proc.stderr  # the tqdm bar's postfix
-    assert time.perf_counter() - start < 60  # "seconds": generous for a busy CI machine
 
     # --eval reports the full 10k test set
     proc = cli("--eval", str(run / "best.pt"))
