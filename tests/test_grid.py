@@ -2,9 +2,9 @@
 
 Each case runs a population of several kernel tiles plus a partial one (the native kernel walks
 tiles of 256 neurons) over several chunks of steps plus a partial one, from a non-zero initial
-state, with per-neuron learnable ``beta`` and ``v_th``, a recorded membrane and a loss on the
-spikes, the membrane trace and the final state. It is compared with a loop written here from the
-equations (README, "The LIF neuron"), which shares no code with snn:
+state, with per-neuron learnable ``beta`` and ``v_th``, a per-neuron input gain, a recorded
+membrane and a loss on the spikes, the membrane trace and the final state. It is compared with
+a loop written from the equations (``tests/_reference.py``), which shares no code with snn:
 
 * float64: spikes bit for bit, and every gradient (input, initial state, beta, v_th) to 1e-10;
 * float32: spikes bit for bit against the same loop run in float32 with the documented rounding
@@ -47,7 +47,8 @@ def make_case(dtype, reset):
     v_th = (0.9 + 0.3 * torch.rand(N, generator=g, dtype=torch.float64)).to(dtype)
     weights = [torch.randn(T, B, N, generator=g, dtype=torch.float64) for _ in range(2)]
     weights.append(torch.randn(B, N, generator=g, dtype=torch.float64))
-    return x, v0, beta, v_th, [w.to(dtype) for w in weights]
+    gain = (0.8 + 0.4 * torch.rand(N, generator=g, dtype=torch.float64)).to(dtype)
+    return x, v0, beta, v_th, gain, [w.to(dtype) for w in weights]
 
 
 def loss_of(spikes, membrane, v_last, weights):
@@ -59,11 +60,11 @@ def leaves(*tensors):
 
 
 def run_snn(executor, dtype, reset, detach, name):
-    *inputs, w = make_case(dtype, reset)
+    *inputs, gain, w = make_case(dtype, reset)
     x, v0, beta, v_th = leaves(*inputs)
     p = snn.LIFParameters(
-        beta=beta, v_th=v_th, v_rest=V_REST, v_reset=V_RESET, reset=reset, detach_reset=detach,
-        surrogate=name,
+        beta=beta, v_th=v_th, v_rest=V_REST, v_reset=V_RESET, gain=gain, reset=reset,
+        detach_reset=detach, surrogate=name,
     )  # fmt: skip
     out = snn.functional.lif_sequence(x, v0, p, record_membrane=True, backend=executor)
     loss_of(out.spikes, out.membrane, out.state, w).backward()
@@ -71,10 +72,10 @@ def run_snn(executor, dtype, reset, detach, name):
 
 
 def run_loop(dtype, reset, detach, name):
-    *inputs, w = make_case(dtype, reset)
+    *inputs, gain, w = make_case(dtype, reset)
     x, v0, beta, v_th = leaves(*inputs)
     spikes, trace, v_last, h_max = equation_loop(
-        x, v0, beta, v_th, V_REST, V_RESET, reset, detach, name
+        gain * x, v0, beta, v_th, V_REST, V_RESET, reset, detach, name
     )
     loss_of(spikes, trace, v_last, w).backward()
     return spikes.detach(), [x.grad, v0.grad, beta.grad, v_th.grad], h_max
