@@ -249,12 +249,27 @@ def initial_state(x: Tensor, p: LIFParameters) -> Tensor:
     return torch.full_like(x, p.v_rest)
 
 
-def _reset(h: Tensor, s: Tensor, p: LIFParameters) -> Tensor:
+def integrate(x: Tensor, v: Tensor, p: LIFParameters) -> Tensor:
+    """The pre-spike potential ``h = v_rest + beta (v - v_rest) + gain x`` (leak and integrate)."""
+    leak = p.beta * v if p.v_rest == 0 else p.v_rest + p.beta * (v - p.v_rest)
+    return leak + (x if _is_one(p.gain) else p.gain * x)
+
+
+def fire(h: Tensor, v_th: Tensor | float, p: LIFParameters) -> tuple[Tensor, Tensor]:
+    """Spike where ``h`` reaches ``v_th``, then reset as ``p`` says: ``(spikes, new_state)``.
+
+    ``v_th`` is ``p.v_th`` for the LIF; the adaptive threshold of ALIF passes its own, per step.
+    """
+    s = _surrogate.spike(h - v_th, p.surrogate)
+    return s, _reset(h, s, v_th, p)
+
+
+def _reset(h: Tensor, s: Tensor, v_th: Tensor | float, p: LIFParameters) -> Tensor:
     if p.reset == "none":
         return h
     r = s.detach() if p.detach_reset else s
     if p.reset == "subtract":
-        return h - r * (p.v_th - p.v_reset)
+        return h - r * (v_th - p.v_reset)
     return h - r * (h - p.v_reset)  # "zero": h where no spike, v_reset where one
 
 
@@ -265,10 +280,7 @@ def lif_step(x: Tensor, state: Tensor | None, p: LIFParameters) -> tuple[Tensor,
     tested against.
     """
     v = initial_state(x, p) if state is None else state
-    leak = p.beta * v if p.v_rest == 0 else p.v_rest + p.beta * (v - p.v_rest)
-    h = leak + (x if _is_one(p.gain) else p.gain * x)
-    s = _surrogate.spike(h - p.v_th, p.surrogate)
-    return s, _reset(h, s, p)
+    return fire(integrate(x, v, p), p.v_th, p)
 
 
 def _native_unavailable(x: Tensor, p: LIFParameters) -> str | None:
