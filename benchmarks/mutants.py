@@ -1,0 +1,221 @@
+"""Plant plausible bugs, one at a time, in a copy of the tree and check that the tests catch each.
+
+    python benchmarks/mutants.py             # every mutant; a table of caught / SURVIVED
+    python benchmarks/mutants.py --check     # the same, exit 1 if any mutant survives
+    python benchmarks/mutants.py --list      # the mutants and the tests each one runs
+    python benchmarks/mutants.py -k dropout  # only the mutants whose name contains "dropout"
+
+Each mutant replaces one exact piece of source (which must occur exactly once, so that a stale
+mutant is an error rather than a silent no-op) in a fresh copy of the working tree, then runs the
+tests that guard that code. A mutant is caught when those tests fail; it survives when they pass.
+The copy has its own native-kernel cache, so a mutated C kernel is built anew.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIP = {".git", ".venv", "runs", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis"}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str  # relative to the repository root
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest arguments: files, node ids, -k expressions
+
+
+KERNEL_TESTS = ("tests/test_grid.py", "tests/test_fused.py")
+GRID = ("tests/test_grid.py",)
+CLOSED_FORMS = ("tests/test_lif_closed_form.py", "tests/test_grid.py")
+SURROGATE_TESTS = ("tests/test_grid.py", "tests/test_gradients.py")
+RECIPE = ("tests/test_recipe_features.py",)
+
+MUTANTS = [
+    # --- the native kernel: tile offsets, chunk boundaries ---
+    Mutant(
+        "native backward: every tile recomputed from the first tile's initial state",
+        "snn/kernels/csrc/lif_kernel.h",
+        "memcpy(v, c == 0 ? v0 + a : starts",
+        "memcpy(v, c == 0 ? v0 + i0 : starts",
+        KERNEL_TESTS,
+    ),
+    # --- the step itself (the reference executor and every executor's contract) ---
+    Mutant(
+        "reset: subtract computed as the zero reset",
+        "snn/functional.py",
+        "        return h - r * (p.v_th - p.v_reset)\n",
+        "        return h - r * (h - p.v_reset)\n",
+        GRID,
+    ),
+    Mutant(
+        "reset: detach_reset ignored",
+        "snn/functional.py",
+        "    r = s.detach() if p.detach_reset else s\n",
+        "    r = s\n",
+        GRID,
+    ),
+    Mutant(
+        "step: v_rest dropped from the leak",
+        "snn/functional.py",
+        "    leak = p.beta * v if p.v_rest == 0 else p.v_rest + p.beta * (v - p.v_rest)",
+        "    leak = p.beta * v",
+        CLOSED_FORMS,
+    ),
+    Mutant(
+        "sequence: the input gain dropped",
+        "snn/functional.py",
+        "    current = x if _is_one(p.gain) else p.gain * x",
+        "    current = x",
+        CLOSED_FORMS,
+    ),
+    # --- a wrong constant in each surrogate ---
+    Mutant(
+        "surrogate atan: pi alpha / 2 read as pi alpha",
+        "snn/surrogate.py",
+        "(1 + (math.pi * self.alpha / 2 * u) ** 2)",
+        "(1 + (math.pi * self.alpha * u) ** 2)",
+        SURROGATE_TESTS,
+    ),
+    Mutant(
+        "surrogate fast_sigmoid: half the slope",
+        "snn/surrogate.py",
+        "1 / (1 + self.slope * u.abs()) ** 2",
+        "1 / (1 + 0.5 * self.slope * u.abs()) ** 2",
+        SURROGATE_TESTS,
+    ),
+    Mutant(
+        "surrogate sigmoid: the slope factor dropped",
+        "snn/surrogate.py",
+        "return self.slope * sig * (1 - sig)",
+        "return sig * (1 - sig)",
+        SURROGATE_TESTS,
+    ),
+    Mutant(
+        "surrogate triangle: twice the width inside the clamp",
+        "snn/surrogate.py",
+        "torch.clamp(1 - u.abs() / self.width, min=0) / self.width",
+        "torch.clamp(1 - u.abs() / (2 * self.width), min=0) / self.width",
+        SURROGATE_TESTS,
+    ),
+    Mutant(
+        "surrogate rectangular: the window twice as wide",
+        "snn/surrogate.py",
+        "(u.abs() < self.width / 2)",
+        "(u.abs() < self.width)",
+        SURROGATE_TESTS,
+    ),
+    Mutant(
+        "surrogate straight_through: half the gradient",
+        "snn/surrogate.py",
+        "        return torch.ones_like(u)\n",
+        "        return 0.5 * torch.ones_like(u)\n",
+        SURROGATE_TESTS,
+    ),
+    # --- the training recipe ---
+    Mutant(
+        "dropout: a new mask at every time step",
+        "snn/training/models.py",
+        "torch.empty_like(x[0]).bernoulli_",
+        "torch.empty_like(x).bernoulli_",
+        RECIPE,
+    ),
+    Mutant(
+        "loss: label smoothing ignored for ce_membrane",
+        "snn/training/loss.py",
+        "return F.cross_entropy(scores, y, label_smoothing=lc.label_smoothing), scores",
+        "return F.cross_entropy(scores, y), scores",
+        RECIPE,
+    ),
+    Mutant(
+        "loss: reduce=max read as the mean",
+        "snn/training/loss.py",
+        "            scores = out.amax(0)",
+        "            scores = out.mean(0)",
+        RECIPE,
+    ),
+    Mutant(
+        "resume: torch's generator (dropout masks) not restored",
+        "snn/training/resume.py",
+        '    torch.set_rng_state(states["torch"])',
+        "    pass",
+        ("tests/test_crash_safety.py",),
+    ),
+]
+
+
+def copy_tree(dest: Path) -> None:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        return {n for n in names if n in SKIP or n.endswith(".egg-info")}
+
+    shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
+
+
+def apply(mutant: Mutant, tree: Path) -> None:
+    path = tree / mutant.path
+    text = path.read_text()
+    count = text.count(mutant.old)
+    if count != 1:
+        raise SystemExit(
+            f"mutant {mutant.name!r}: its source text occurs {count} times in {mutant.path} "
+            "(expected exactly once); the code changed, so update the mutant"
+        )
+    path.write_text(text.replace(mutant.old, mutant.new))
+
+
+def run_tests(mutant: Mutant, tree: Path, cache: Path) -> tuple[bool, float, str]:
+    env = dict(os.environ, PYTHONPATH=str(tree), SNN_CACHE_DIR=str(cache))
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    last = (proc.stdout.strip().splitlines() or [""])[-1]
+    if proc.returncode not in (0, 1):  # 2-5: interrupted, internal or usage error, no tests
+        raise SystemExit(f"mutant {mutant.name!r}: pytest exited {proc.returncode}: {last}")
+    return proc.returncode == 1, seconds, last
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if any mutant survives")
+    parser.add_argument("--list", action="store_true", help="list the mutants and their tests")
+    parser.add_argument("-k", default="", help="only mutants whose name contains this text")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTANTS if args.k.lower() in m.name.lower()]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}\n    {m.path}; tests: {' '.join(m.tests)}")
+        return 0
+    if not chosen:
+        raise SystemExit(f"no mutant's name contains {args.k!r}; see --list")
+    survivors = []
+    with tempfile.TemporaryDirectory(prefix="snn-mutants-") as tmp:
+        for i, mutant in enumerate(chosen, 1):
+            tree = Path(tmp) / f"tree{i}"
+            copy_tree(tree)
+            apply(mutant, tree)
+            caught, seconds, last = run_tests(mutant, tree, Path(tmp) / f"cache{i}")
+            verdict = "caught" if caught else "SURVIVED"
+            print(f"[{i}/{len(chosen)}] {verdict:8s} {seconds:6.1f} s  {mutant.name}  ({last})")
+            if not caught:
+                survivors.append(mutant.name)
+            shutil.rmtree(tree)
+    print(f"\n{len(chosen) - len(survivors)} of {len(chosen)} mutants caught")
+    for name in survivors:
+        print(f"  survived: {name}")
+    return 1 if args.check and survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
