@@ -2,7 +2,8 @@ r"""Export snn models to NIR, and build torch modules from NIR graphs written by
 
 `NIR <https://neuroir.org>`_ (the Neuromorphic Intermediate Representation; Pedersen et al.,
 *Nature Communications* 15, 8122, 2024) describes a spiking network as a graph of continuous-time
-primitives. snnTorch, Norse, SpikingJelly, Sinabs, Lava and several chips read and write it.
+primitives that several libraries and chips read and write (``tests/test_interop_peers.py``
+checks what snn exchanges with the real snnTorch and Norse, and what not).
 :func:`export_nir` turns a time-first snn model into a ``nir.NIRGraph``; :func:`import_nir` turns a
 graph (from a file, or from another library) back into a torch module that runs ``[T, B, ...]``.
 

@@ -75,7 +75,8 @@ class _Importer:
             raise ValueError(
                 f"node '{name}' ({type(node).__name__}) is a continuous-time neuron and the graph "
                 "does not say which dt it was written for; pass import_nir(graph, dt=...) "
-                "(snnTorch writes its graphs for dt=1e-4, Norse for dt=1e-3)"
+                "(snnTorch simulates its graphs at dt=1e-4; Norse 1.1.0 writes tau as "
+                "dt * tau_mem, so its files reproduce Norse's spikes at dt=1e-6 for its 1e-3)"
             )
         dt = float(dt)
         if not (math.isfinite(dt) and dt > 0):
@@ -400,8 +401,10 @@ def import_nir(
         graph: a ``nir.NIRGraph``, or the path of a ``.nir`` file written by ``nir.write``
             (from this library's :func:`export_nir` or another's).
         dt: the simulation step, in the graph's time unit. Defaults to the ``dt`` snn stored in
-            each neuron node's metadata; other libraries' graphs need it (snnTorch writes its
-            graphs for ``dt=1e-4``, Norse for ``dt=1e-3``).
+            each neuron node's metadata; other libraries' graphs need it (snnTorch simulates its
+            graphs at ``dt=1e-4``; Norse 1.1.0 writes ``tau`` as ``dt * tau_mem``, so its files
+            reproduce Norse's spikes at ``dt=1e-6`` for its default ``1e-3``; both checked by
+            ``tests/test_interop_peers.py``).
         exact: exponential instead of Euler steps; defaults to the node metadata, else Euler
             (what snnTorch and Norse simulate).
         dtype: parameter dtype (default ``torch.get_default_dtype()``).
