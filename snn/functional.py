@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 RESET_MODES = ("subtract", "zero", "none")
-BACKENDS = ("fused", "native", "eager", "compiled", "reference")
+BACKENDS = ("fused", "native", "eager", "triton", "reference")
 
 
 def physical_beta(
@@ -324,13 +324,14 @@ def lif_sequence(
 
     * ``"fused"`` (default): the time loop inside one autograd node (:mod:`snn.kernels.fused`)
       that keeps one potential per chunk of steps for backward and runs the reverse recurrence by
-      hand. It runs the ``"native"`` executor where that can run, else ``"eager"``.
+      hand. It runs the ``"native"`` executor where that can run, ``"triton"`` on CUDA where
+      that can run, else ``"eager"``.
     * ``"native"``: the fused node's C kernel (:mod:`snn.kernels.native`): CPU, float32 or
       float64, a built-in surrogate, and a C compiler. An error says which of these is missing.
     * ``"eager"``: the fused node as PyTorch operations; runs anywhere (GPU, bf16,
       ``torch.compile`` tracing, your own surrogate).
-    * ``"compiled"``: the fused node with each chunk of steps as one ``torch.compile`` kernel
-      (needs a C++ compiler on CPU, Triton on GPU; compiles once per shape).
+    * ``"triton"``: the fused node's Triton kernels (:mod:`snn.kernels.triton_lif`): CUDA, or
+      CPU under ``TRITON_INTERPRET=1``; float32, float64 or bfloat16, a built-in surrogate.
     * ``"reference"``: a plain autograd loop over :func:`lif_step`, to compare against.
     """
     if x.dim() < 2:
@@ -366,7 +367,15 @@ def lif_sequence(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     executor = backend
-    if backend in ("fused", "native"):
+    if backend == "triton" or (backend == "fused" and x.device.type == "cuda"):
+        from snn.kernels import triton_lif  # imports Triton: only when asked for, or on CUDA
+
+        why = triton_lif.unavailable_reason(x, p.surrogate)
+        if backend == "fused":
+            executor = "eager" if why else "triton"
+        elif why is not None:
+            raise ValueError(f"backend='triton' cannot run here: {why}")
+    elif backend in ("fused", "native"):
         why = _native_unavailable(x, p)
         if backend == "fused":
             executor = "eager" if why else "native"
@@ -376,17 +385,11 @@ def lif_sequence(
                 "the native kernel where it can and the eager executor elsewhere"
             )
     current = x if _is_one(p.gain) else p.gain * x
-    spikes, v_last, membrane = fused_lif_sequence(
-        current,
-        state,
-        p.beta,
-        p.v_th,
-        p.v_rest,
-        p.v_reset,
-        p.reset,
-        p.detach_reset,
-        p.surrogate,
-        record_membrane,
-        executor=executor,
-    )
+    args = (current, state, p.beta, p.v_th, p.v_rest, p.v_reset, p.reset, p.detach_reset)
+    if executor == "triton":
+        spikes, v_last, membrane = triton_lif.lif_sequence(*args, p.surrogate, record_membrane)
+    else:
+        spikes, v_last, membrane = fused_lif_sequence(
+            *args, p.surrogate, record_membrane, executor=executor
+        )
     return LIFSequence(spikes, v_last, membrane if record_membrane else None)

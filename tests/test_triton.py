@@ -1,0 +1,252 @@
+"""The Triton kernels of the fused LIF (snn/kernels/triton_lif.py) against the references.
+
+The same tests run on CUDA where there is one, and on CPU through Triton's interpreter: Triton
+reads ``TRITON_INTERPRET`` when the kernels are decorated, so ``test_under_the_interpreter``
+runs this file again in a child process with ``TRITON_INTERPRET=1`` (where the kernels are
+decorated for the interpreter), with small blocks and chunks so that a few dozen neurons span
+several blocks and a partial one, and a few steps several chunks and a partial one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import snn
+from snn import surrogate as sg
+from snn.functional import LIFParameters, lif_sequence
+from tests._reference import equation_loop
+
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
+ON_CUDA = not INTERPRETED and torch.cuda.is_available()
+DEVICE = "cuda" if ON_CUDA else "cpu"
+
+needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
+runs_kernels = pytest.mark.skipif(
+    not (HAS_TRITON and (INTERPRETED or ON_CUDA)),
+    reason="no CUDA here: these run in the child process of test_under_the_interpreter",
+)
+# the interpreter runs in a child process with these block and chunk sizes; CUDA uses the
+# defaults, with more neurons (three blocks, the last one partial) and steps
+NEURONS, STEPS, BATCH = (70, 9, 2) if INTERPRETED else (700, 70, 2)
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in exp")  # numpy's sigmoid
+
+
+@needs_triton
+@pytest.mark.skipif(INTERPRETED, reason="this is the parent of the interpreted run")
+def test_under_the_interpreter():
+    env = {**os.environ, "TRITON_INTERPRET": "1", "SNN_TRITON_TEST_BLOCK": "32"}
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch):
+    """Under the interpreter: blocks of 32 neurons and chunks of 4 steps."""
+    if INTERPRETED:
+        from snn.kernels import triton_lif
+
+        monkeypatch.setattr(triton_lif, "BLOCK", int(os.environ["SNN_TRITON_TEST_BLOCK"]))
+        monkeypatch.setattr(triton_lif, "CHUNK_STEPS", 4)
+
+
+def _inputs(dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = 0.7 * torch.randn(STEPS, BATCH, NEURONS, generator=g, dtype=dtype) + 0.25
+    v0 = 0.5 * torch.randn(BATCH, NEURONS, generator=g, dtype=dtype)
+    beta = 0.4 + 0.55 * torch.rand(NEURONS, generator=g, dtype=dtype)
+    v_th = 0.6 + 0.6 * torch.rand(NEURONS, generator=g, dtype=dtype)
+    weights = [torch.randn(STEPS, BATCH, NEURONS, generator=g, dtype=dtype) for _ in range(2)]
+    return [t.to(DEVICE) for t in (x, v0, beta, v_th, *weights)]
+
+
+def _run(run, x, v0, beta, v_th, w_spikes, w_membrane, scalar_loss=False):
+    """Outputs and the gradients of a loss on spikes, membrane and final state."""
+    leaves = [t.detach().clone().requires_grad_() for t in (x, v0, beta, v_th)]
+    spikes, v_last, membrane = run(*leaves)
+    if scalar_loss:  # sums hand backward gradients of stride 0
+        loss = spikes.sum() + 0.1 * membrane.sum()
+    else:
+        loss = (spikes * w_spikes).sum() + 0.3 * (membrane * w_membrane).sum() + v_last.sum()
+    loss.backward()
+    return (spikes, membrane, v_last), [t.grad for t in leaves]
+
+
+def _assert_same(got, want, rtol=1e-5, atol=1e-5):
+    (outputs, grads), (ref_outputs, ref_grads) = got, want
+    for name, a, b in zip(("spikes", "membrane", "v_last"), outputs, ref_outputs, strict=True):
+        assert torch.equal(a, b), f"{name} differ at {int((a != b).sum())} places"
+    for name, a, b in zip(("x", "v0", "beta", "v_th"), grads, ref_grads, strict=True):
+        assert (a is None) == (b is None), f"{name}: a gradient on one side only"
+        if a is not None:
+            torch.testing.assert_close(
+                a, b, rtol=rtol, atol=atol, msg=lambda m, n=name: f"{n}: {m}"
+            )
+
+
+def _snn(backend, reset, detach, surrogate, v_rest=0.0, v_reset=0.0):
+    def run(x, v0, beta, v_th):
+        p = LIFParameters(
+            beta=beta, v_th=v_th, v_rest=v_rest, v_reset=v_reset, reset=reset,
+            detach_reset=detach, surrogate=surrogate,
+        )  # fmt: skip
+        out = lif_sequence(x, v0, p, record_membrane=True, backend=backend)
+        return out.spikes, out.state, out.membrane
+
+    return run
+
+
+@runs_kernels
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_matches_the_reference_loop(reset, detach):
+    """Every reset, with and without detach_reset, from a non-zero state, per-neuron learnable
+    beta and v_th, v_rest and v_reset off zero: snn's reference loop."""
+    inputs = _inputs()
+    want = _run(_snn("reference", reset, detach, sg.ATan(), 0.1, -0.3), *inputs)
+    got = _run(_snn("triton", reset, detach, sg.ATan(), 0.1, -0.3), *inputs)
+    _assert_same(got, want)
+
+
+@runs_kernels
+@pytest.mark.parametrize(
+    "name", ["atan", "fast_sigmoid", "sigmoid", "triangle", "rectangular", "straight_through"]
+)
+def test_matches_the_equations(name):
+    """The independent equation loop of tests/_reference.py, with each surrogate at its
+    documented defaults (written out there, not taken from snn.surrogate)."""
+    x, v0, beta, v_th, w_spikes, w_membrane = _inputs(seed=1)
+    reset = "zero" if name in ("sigmoid", "triangle") else "subtract"
+
+    def equations(x, v0, beta, v_th):
+        spikes, trace, v_last, _ = equation_loop(x, v0, beta, v_th, 0.0, 0.0, reset, False, name)
+        return spikes, v_last, trace
+
+    want = _run(equations, x, v0, beta, v_th, w_spikes, w_membrane)
+    got = _run(_snn("triton", reset, False, sg.get(name)), x, v0, beta, v_th, w_spikes, w_membrane)
+    _assert_same(got, want)
+
+
+@runs_kernels
+def test_scalar_parameters_and_summed_losses():
+    """A 0-dim learnable v_th and a float beta (gradients reduced over batch, neurons and time),
+    and a loss on sums (incoming gradients of stride 0)."""
+    x, v0, _, _, w_spikes, w_membrane = _inputs(seed=2)
+    v_th = torch.tensor(0.8, device=DEVICE)
+
+    def runner(backend):
+        def run(x, v0, beta, v_th):
+            p = LIFParameters(beta=0.85, v_th=v_th, surrogate="fast_sigmoid")
+            out = lif_sequence(x, v0, p, record_membrane=True, backend=backend)
+            return out.spikes, out.state, out.membrane
+
+        return run
+
+    args = (x, v0, torch.tensor(0.0), v_th, w_spikes, w_membrane)
+    want = _run(runner("reference"), *args, scalar_loss=True)
+    got = _run(runner("triton"), *args, scalar_loss=True)
+    assert got[1][2] is None  # beta is a float here
+    _assert_same(got, want)
+
+
+@runs_kernels
+def test_float64_matches_the_reference_loop():
+    inputs = _inputs(torch.float64, seed=3)
+    want = _run(_snn("reference", "subtract", False, sg.Sigmoid(), 0.2, 0.1), *inputs)
+    got = _run(_snn("triton", "subtract", False, sg.Sigmoid(), 0.2, 0.1), *inputs)
+    _assert_same(got, want, rtol=1e-12, atol=1e-12)
+    assert got[0][0].dtype == torch.float64
+
+
+@runs_kernels
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_bfloat16_matches_the_eager_executor(reset):
+    """bfloat16 rounds after every operation as PyTorch's bfloat16 operations do: the eager
+    executor's spikes and potentials, bit for bit (gradients to bfloat16's precision)."""
+    inputs = _inputs(torch.bfloat16, seed=4)
+    # v_rest = 0.25 is exact in bfloat16 (PyTorch rounds a Python number to bfloat16 on CPU but
+    # not on CUDA; the kernels take v_rest and v_reset in the input's type)
+    want = _run(_snn("eager", reset, False, sg.ATan(), 0.25, 0.0), *inputs)
+    got = _run(_snn("triton", reset, False, sg.ATan(), 0.25, 0.0), *inputs)
+    for a, b in zip(got[0], want[0], strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(got[1], want[1], strict=True):
+        torch.testing.assert_close(a.float(), b.float(), rtol=0.05, atol=0.05)
+
+
+@runs_kernels
+@pytest.mark.parametrize("chunk", [1, 3, 10_000])
+def test_chunk_length_changes_nothing(chunk):
+    """One step per chunk, a partial last chunk, one chunk for everything: the same results."""
+    from snn.kernels import triton_lif
+
+    x, v0, beta, v_th, w_spikes, w_membrane = _inputs(seed=5)
+
+    def lif(x, v0, beta, v_th):
+        return triton_lif.lif_sequence(
+            x, v0, beta, v_th, 0.0, 0.0, "zero", False, sg.Triangle(), True, chunk=chunk
+        )
+
+    inputs = (x, v0, beta, v_th, w_spikes, w_membrane)
+    want = _run(_snn("reference", "zero", False, sg.Triangle()), *inputs)
+    _assert_same(_run(lif, *inputs), want)
+
+
+@runs_kernels
+def test_fused_backend_on_cuda_picks_the_kernels(monkeypatch):
+    """backend="fused" runs the Triton kernels on CUDA (and only there)."""
+    from snn.kernels import triton_lif
+
+    calls = []
+    real = triton_lif.lif_sequence
+    monkeypatch.setattr(triton_lif, "lif_sequence", lambda *a, **k: calls.append(1) or real(*a))
+    x = torch.ones(3, 2, 4, device=DEVICE)
+    lif_sequence(x, None, LIFParameters(beta=0.5), backend="fused")
+    assert len(calls) == (1 if ON_CUDA else 0)
+
+
+@runs_kernels
+def test_what_the_kernels_refuse():
+    x = torch.ones(3, 2, 4, device=DEVICE)
+    with pytest.raises(ValueError, match="float16"):
+        lif_sequence(x.half(), None, LIFParameters(), backend="triton")
+
+    class Mine(sg.Surrogate):
+        def derivative(self, u):
+            return torch.ones_like(u)
+
+    with pytest.raises(ValueError, match="built-in surrogates only, not Mine"):
+        lif_sequence(x, None, LIFParameters(surrogate=Mine()), backend="triton")
+
+
+@needs_triton
+@pytest.mark.skipif(INTERPRETED, reason="the interpreter runs CPU tensors")
+def test_cpu_tensors_without_the_interpreter_are_refused():
+    with pytest.raises(ValueError, match="TRITON_INTERPRET=1"):
+        lif_sequence(torch.ones(3, 2, 4), None, LIFParameters(), backend="triton")
+
+
+@pytest.mark.skipif(HAS_TRITON, reason="triton is installed here")
+def test_a_missing_triton_is_named():
+    with pytest.raises(ValueError, match="triton is not installed"):
+        lif_sequence(torch.ones(3, 2, 4), None, LIFParameters(), backend="triton")
+
+
+def test_triton_is_a_backend():
+    assert "triton" in snn.functional.BACKENDS
