@@ -68,6 +68,7 @@ class Surrogate:
     """
 
     def derivative(self, u: Tensor) -> Tensor:
+        """``dS/dU`` at ``u = v - v_th``, used in place of the Heaviside step's derivative."""
         raise NotImplementedError(f"{type(self).__name__} must implement derivative(u)")
 
     def __call__(self, u: Tensor) -> Tensor:

@@ -115,6 +115,7 @@ class FICurve:
 
     @property
     def rates_hz(self) -> np.ndarray:
+        """The simulated firing rate (Hz) at each current."""
         return self.spike_counts / (self.duration_ms / 1000.0)
 
 

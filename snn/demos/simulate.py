@@ -84,6 +84,7 @@ class NeuronParams:
         )
 
     def as_dict(self) -> dict:
+        """The parameters as a plain dict (written into the demo's JSON output)."""
         return asdict(self)
 
 
@@ -150,18 +151,22 @@ class Simulation:
 
     @property
     def n_steps(self) -> int:
+        """The number of time steps simulated."""
         return self.spikes.shape[0]
 
     @property
     def n_neurons(self) -> int:
+        """The number of neurons simulated side by side."""
         return self.spikes.shape[1]
 
     @property
     def duration_ms(self) -> float:
+        """The simulated time, ``n_steps * dt``, in ms."""
         return self.n_steps * self.params.dt
 
     @property
     def time_ms(self) -> Tensor:
+        """The time of each step in ms, ``[n_steps]`` float64, starting at 0."""
         return torch.arange(self.n_steps, dtype=torch.float64) * self.params.dt
 
     def spike_steps(self, neuron: int = 0) -> list[int]:

@@ -51,6 +51,7 @@ SEED_NOISE = {"constant": 0.0, "sine": 0.2}  # nA, the seed scripts' noise per i
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m snn.demos.single_neuron``; its defaults are the seed's."""
     d = NeuronParams()
     ap = argparse.ArgumentParser(
         prog="python -m snn.demos.single_neuron",

@@ -158,6 +158,8 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    """The training loop: epochs, checkpoint interval, CPU threads, mixed precision."""
+
     epochs: int = 10
     checkpoint_every: int = 200  # also write last.pt every N steps, so a killed run loses little
     threads: int | None = 2  # torch.set_num_threads on CPU; null leaves torch's default
@@ -166,6 +168,8 @@ class TrainConfig:
 
 @dataclass
 class LogConfig:
+    """What a run reports: progress bars, the metrics log, plots, TensorBoard."""
+
     progress: bool = True  # tqdm bars
     log_every: int = 50  # a metrics.jsonl record every N steps
     plots: bool = True  # PNG plots in the run folder at the end
@@ -174,6 +178,8 @@ class LogConfig:
 
 @dataclass
 class Config:
+    """A whole run: one section per concern, as in the YAML file (see :func:`load_config`)."""
+
     name: str = "mnist_mlp"
     out_dir: str = "runs"  # each run gets out_dir/<name>-<timestamp>/
     seed: int = 0

@@ -131,6 +131,7 @@ class MNISTSplits:
     test_labels: Tensor
 
     def to(self, device: torch.device | str) -> MNISTSplits:
+        """The same splits with every tensor on ``device``."""
         return MNISTSplits(*(t.to(device) for t in self.__dict__.values()))
 
 

@@ -46,10 +46,12 @@ class Dist:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, the process that prints, logs and writes checkpoints."""
         return self.rank == 0
 
     @property
     def active(self) -> bool:
+        """Whether more than one process trains (``world_size > 1``)."""
         return self.world_size > 1
 
 

@@ -25,6 +25,8 @@ EVAL_SEED = 12345  # evaluation draws its Poisson spikes from its own generator,
 
 @dataclass
 class EvalResult:
+    """The mean loss, accuracy (a fraction), predictions and per-layer firing rates of a split."""
+
     loss: float
     accuracy: float
     predictions: Tensor  # [N]

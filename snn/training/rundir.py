@@ -63,6 +63,7 @@ class Metrics:
         os.replace(tmp, self.path)
 
     def log(self, record: dict) -> None:
+        """Append ``record`` as one JSON line (and its numbers to TensorBoard, if enabled)."""
         if not self.enabled:
             return
         with self.path.open("a") as f:
