@@ -1,29 +1,42 @@
 """Time and memory of a LIF layer against the ANN floor, snn's reference loop and the peers.
 
-Configurations (issue 6):
+Configurations (issue 6; ON and the thread counts, issue 16):
 
 * **A**: 784-1000-10, two Linear->LIF layers, T=25, batch 128: forward, cross-entropy on spike
   counts, backward, Adam step.
 * **B**: Linear(512->2048)->LIF, T=100, batch 32: forward and backward of the spike sum; peak
-  tensor memory from the torch profiler.
+  tensor memory from the torch profiler, also for three other losses (``mean()``, a weighted
+  ``sum(0)``, a weighted sum), each against the floor with the same loss. B also times snn's
+  other neurons in the same layer: CubaLIF, ALIF, and a recurrent LIF (``snn.Recurrent``, whose
+  extra ``[N, N]`` product per step the floor does not have).
 * **C**: the LIF alone on currents [500, 16, 4096]: forward, a weighted sum of the spikes,
-  backward to the input. Run with ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000``
-  so that glibc keeps freed pages and page faults do not swamp the neuron's own cost.
+  backward to the input.
+* **ON**: the Open Neuromorphic benchmark's shape on CPU: Linear(4096->4096)->LIF, T=500,
+  batch 16, forward and backward of the spike sum.
 * **GPU** (only when CUDA is available): the LIF alone on [500, 16, 16384].
 
-The floor is the same network without the neuron's time loop: ReLU for A and B (the Linears on
-``[T*B, in]``), and for C one ``sigmoid`` forward and backward over the same tensor. Each
-configuration runs in fresh processes, one per round; within a round the rows alternate
-iteration by iteration so that load from other processes hits them alike. A row's figure for a
-round is the median of its iterations; the table shows the median, min and max over rounds, and
-the ratio to the floor (the median over rounds of the ratio measured within each round).
+C and ON run with ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000`` so that glibc keeps
+freed pages and page faults do not swamp the neuron's own cost. The floor is the same network
+without the neuron's time loop: ReLU for A, B and ON, and for C one ``sigmoid`` forward and
+backward over the same tensor. Each configuration runs in fresh processes, one per round;
+within a round the rows alternate iteration by iteration so that load from other processes hits
+them alike. A row's figure for a round is the median of its iterations; the table shows the
+median, min and max over rounds, and the ratio to the floor (the median over rounds of the ratio
+measured within each round).
+
+Every configuration runs at torch's default thread count (all cores), and again at each count
+given with ``--threads``; every table and row says its thread count. ``--check`` exits non-zero
+when snn's default misses a target at any thread count: A <= 1.05x the floor, B <= 1.10x, B's
+peak tensor memory <= 1.1x the floor's for every loss, C <= 1.5x, and in every configuration
+below every peer that ran.
 
 Peers (snnTorch, SpikingJelly, Norse) are timed when importable: ``pip install -e .[bench]``, or a
 separate venv with ``PYTHONPATH`` pointing at this repository. Usage::
 
-    python benchmarks/lif_speed.py                 # A, B, C (GPU too when CUDA is there)
-    python benchmarks/lif_speed.py --quick         # 1 round of 3 iterations, for a smoke run
-    python benchmarks/lif_speed.py --configs B --rounds 5 --iters 30 --threads 2
+    python benchmarks/lif_speed.py                     # A, B, C, ON (GPU too with CUDA)
+    python benchmarks/lif_speed.py --threads 1 --check # also at 1 thread; fail on a missed target
+    python benchmarks/lif_speed.py --quick             # 1 round of 3 iterations, a smoke run
+    python benchmarks/lif_speed.py --configs B --rounds 5 --iters 30
 """
 
 from __future__ import annotations
@@ -41,11 +54,17 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-CONFIGS = ("A", "B", "C", "GPU")
+CONFIGS = ("A", "B", "C", "ON", "GPU")
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 PEERS = ("snntorch", "spikingjelly", "norse")
-# snn's rows: the default (native on CPU), its eager and torch.compile executors, the plain loop
-SNN_BACKENDS = ("fused", "eager", "compiled", "reference")
+# snn's rows: the default (native on CPU), the eager executor, the plain autograd loop
+SNN_BACKENDS = ("fused", "eager", "reference")
+SNN_DEFAULT = "snn fused"
+# iterations per round where --iters is not given: the big configurations run seconds a step
+DEFAULT_ITERS = {"A": 20, "B": 20, "C": 8, "ON": 5, "GPU": 20}
+# the targets --check holds snn's default to (x the floor), at every thread count
+TARGETS = {"A": 1.05, "B": 1.10, "C": 1.5}
+MEMORY_TARGET = 1.1  # B: peak tensor memory, x the floor's with the same loss
 
 
 # ------------------------------------------------------------------------------------------------
@@ -133,6 +152,22 @@ def _norse_box_loop():
     return run
 
 
+def _snn_family(kind: str, n: int):
+    """snn's other neurons, as a module mapping [T, B, n] currents to spikes."""
+    import snn
+
+    if kind == "CubaLIF":
+        return snn.CubaLIF(alpha=0.8, beta=0.9)
+    if kind == "ALIF":
+        return snn.ALIF(beta=0.9)
+    if kind == "Recurrent":
+        return snn.Recurrent(snn.LIF(beta=0.9), n)
+    raise ValueError(kind)
+
+
+FAMILY = ("CubaLIF", "ALIF", "Recurrent")
+
+
 def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list[str]]:
     """The (name, step) rows of a configuration, and notes on rows that could not be built."""
     import torch
@@ -143,11 +178,11 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
     rows: list[tuple[str, Callable]] = []
     gen = torch.Generator().manual_seed(0)
     why = snn.kernels.native.unavailable_reason(torch.zeros(1, device=device), snn.surrogate.ATan())
-    notes.append(
-        "snn fused ran the native C kernel (snn.kernels.native)"
-        if why is None
-        else f"snn fused ran the eager executor: the native kernel cannot, as {why}"
-    )
+    if why is None:
+        runner = "torch's OpenMP threads" if snn.kernels.native._uses_openmp() else "own threads"
+        notes.append(f"snn fused ran the native C kernel (snn.kernels.native), on {runner}")
+    else:
+        notes.append(f"snn fused ran the eager executor: the native kernel cannot, as {why}")
 
     def add(name: str, build: Callable[[], Callable]) -> None:
         try:
@@ -206,41 +241,33 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
             add(peer, snn_net(lambda peer=peer: _peer_lif(peer)))
         return rows, notes
 
-    if config == "B":
-        T, B, n_in, n_out = 100, 32, 512, 2048
+    if config in ("B", "ON"):
+        T, B, n_in, n_out = (100, 32, 512, 2048) if config == "B" else (500, 16, 4096, 4096)
         x = torch.rand(T, B, n_in, generator=gen).to(device)
         base = torch.nn.Linear(n_in, n_out)
 
-        def linear():
-            lin = torch.nn.Linear(n_in, n_out)
-            lin.load_state_dict(base.state_dict())
-            return lin.to(device)
-
-        def floor():
-            lin = linear()
-
-            def step():
-                torch.relu(lin(x.reshape(T * B, n_in))).sum().backward()
-
-            return step
-
-        def snn_net(make_lif):
+        def layer(make_neuron):
             def build():
-                lin, lif = linear(), make_lif()
-                lif.to(device)
+                lin = torch.nn.Linear(n_in, n_out)
+                lin.load_state_dict(base.state_dict())
+                lin.to(device)
+                neuron = make_neuron().to(device)
 
                 def step():
-                    lif(lin(x)).sum().backward()
+                    neuron(lin(x)).sum().backward()
 
                 return step
 
             return build
 
-        add("ANN floor (ReLU)", floor)
+        add("ANN floor (ReLU)", layer(lambda: torch.nn.ReLU()))
         for backend in SNN_BACKENDS:
-            add(f"snn {backend}", snn_net(lambda backend=backend: _snn_lif(backend)))
+            add(f"snn {backend}", layer(lambda backend=backend: _snn_lif(backend)))
+        if config == "B":
+            for kind in FAMILY:
+                add(f"snn {kind}", layer(lambda kind=kind: _snn_family(kind, n_out)))
         for peer in PEERS:
-            add(peer, snn_net(lambda peer=peer: _peer_lif(peer)))
+            add(peer, layer(lambda peer=peer: _peer_lif(peer)))
         return rows, notes
 
     # C and GPU: the neuron alone
@@ -260,23 +287,43 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
 
         return build
 
-    def plain_loop_compiled():
-        from snn.functional import LIFParameters, lif_sequence
-
-        p = LIFParameters(beta=0.9)
-        return torch.compile(lambda x: lif_sequence(x, None, p, backend="reference").spikes)
-
     add("elementwise floor (sigmoid)", alone(lambda: torch.sigmoid))
-    for backend in SNN_BACKENDS[:-1] if device == "cpu" else ("fused", "compiled"):
+    for backend in SNN_BACKENDS if device == "cpu" else ("fused",):
         add(f"snn {backend}", alone(lambda backend=backend: _snn_lif(backend).to(device)))
-    if config == "C":
-        add("snn reference", alone(lambda: _snn_lif("reference")))
-        add("torch.compile of the plain loop", alone(plain_loop_compiled))
     for peer in ("snntorch", "spikingjelly"):
         add(peer, alone(lambda peer=peer: _peer_lif(peer).to(device)))
     if config == "C":
         add("norse LIFBoxCell, own loop", alone(_norse_box_loop))
     return rows, notes
+
+
+# B's losses for the memory check: a loss on mean() (autograd writes its gradient out), on a
+# weighted sum over time (a gradient with stride 0 over time) and a weighted sum (written out)
+B_LOSSES = ("mean()", "(w_step * spikes.sum(0)).sum()", "(w * spikes).sum()")
+
+
+def b_memory_cases(device: str) -> list[tuple[str, Callable, Callable]]:
+    """(loss, floor step, snn step) for each of B's losses: Linear(512->2048) then ReLU or LIF."""
+    import torch
+
+    T, B, n_in, n_out = 100, 32, 512, 2048
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(T, B, n_in, generator=gen).to(device)
+    w = torch.randn(T, B, n_out, generator=gen).to(device)
+    losses = {
+        B_LOSSES[0]: lambda s: s.mean(),
+        B_LOSSES[1]: lambda s: (w[0] * s.sum(0)).sum(),
+        B_LOSSES[2]: lambda s: (w * s).sum(),
+    }
+    cases = []
+    for name, loss in losses.items():
+        steps = []
+        for neuron in (torch.nn.ReLU(), _snn_lif("fused")):
+            lin = torch.nn.Linear(n_in, n_out).to(device)
+            neuron.to(device)
+            steps.append(lambda lin=lin, neuron=neuron, loss=loss: loss(neuron(lin(x))).backward())
+        cases.append((name, *steps))
+    return cases
 
 
 # ------------------------------------------------------------------------------------------------
@@ -346,36 +393,44 @@ def worker(config: str, iters: int, warmup: int, memory: bool, threads: int | No
             sync()
             times[name].append(time.perf_counter() - started)
     peaks = {name: peak_tensor_memory(step, device) for name, step, _ in live} if memory else {}
+    loss_peaks = {}
+    if memory and config == "B":
+        for loss, floor_step, snn_step in b_memory_cases(device):
+            floor_step(), snn_step()  # warm: parameters' .grad exist before the measured step
+            loss_peaks[loss] = [peak_tensor_memory(s, device) for s in (floor_step, snn_step)]
     return {
         "config": config,
         "rows": [name for name, _, _ in live],
         "ms": {name: statistics.median(t) * 1e3 for name, t in times.items()},
         "warmup_s": {name: w for name, _, w in live},
         "peak_mb": peaks,
+        "loss_peak_mb": loss_peaks,
         "notes": notes,
         "threads": torch.get_num_threads(),
+        "iters": iters,
         "torch": torch.__version__,
     }
 
 
 # ------------------------------------------------------------------------------------------------
-# The driver: one fresh process per configuration and round.
+# The driver: one fresh process per configuration, thread count and round.
 
 
-def run_rounds(config: str, args: argparse.Namespace) -> list[dict]:
+def run_rounds(config: str, threads: int | None, args: argparse.Namespace) -> list[dict]:
     env = dict(os.environ)
-    if config == "C":
+    if config in ("C", "ON"):
         env.update(MALLOC_ENV)
     repo = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+    iters = args.iters or DEFAULT_ITERS[config]
     results = []
     for r in range(args.rounds):
         cmd = [
-            sys.executable, __file__, "--worker", config, "--iters", str(args.iters),
+            sys.executable, __file__, "--worker", config, "--iters", str(iters),
             "--warmup", str(args.warmup),
         ]  # fmt: skip
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
+        if threads:
+            cmd += ["--threads", str(threads)]
         if r == 0 and not args.no_memory:
             cmd.append("--memory")
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -385,45 +440,95 @@ def run_rounds(config: str, args: argparse.Namespace) -> list[dict]:
     return results
 
 
+def ratios(results: list[dict]) -> dict[str, float]:
+    """Each row's time over the floor's: the median over rounds of the ratio within a round."""
+    floor = results[0]["rows"][0]
+    return {
+        name: statistics.median(r["ms"][name] / r["ms"][floor] for r in results if name in r["ms"])
+        for name in results[0]["rows"]
+    }
+
+
 def report(config: str, results: list[dict]) -> str:
     first = results[0]
-    floor = first["rows"][0]
+    threads = first["threads"]
+    ratio = ratios(results)
     lines = [
-        f"\n### {config}  (torch {first['torch']}, {first['threads']} threads, "
-        f"{len(results)} rounds x {ITERS[0]} iterations, median per round)",
+        f"\n### {config} at {threads} threads  (torch {first['torch']}, {len(results)} rounds x "
+        f"{first['iters']} iterations, median per round)",
         "",
-        "| | median ms | min | max | x floor | peak tensor memory |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| | threads | median ms | min | max | x floor | peak tensor memory |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in first["rows"]:
         per_round = [r["ms"][name] for r in results if name in r["ms"]]
-        ratios = [r["ms"][name] / r["ms"][floor] for r in results if name in r["ms"]]
         peak = first["peak_mb"].get(name)
         mem = f"{peak:.0f} MB" if peak is not None else "-"
         lines.append(
-            f"| {name} | {statistics.median(per_round):.1f} | {min(per_round):.1f} | "
-            f"{max(per_round):.1f} | {statistics.median(ratios):.2f} | {mem} |"
+            f"| {name} | {threads} | {statistics.median(per_round):.1f} | {min(per_round):.1f} | "
+            f"{max(per_round):.1f} | {ratio[name]:.2f} | {mem} |"
         )
+    if first["loss_peak_mb"]:
+        lines += [
+            "",
+            f"B's peak tensor memory by loss ({threads} threads):",
+            "",
+            "| loss | threads | floor (ReLU) | snn fused | x floor |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for loss, (floor_mb, snn_mb) in first["loss_peak_mb"].items():
+            lines.append(
+                f"| `{loss}` | {threads} | {floor_mb:.0f} MB | {snn_mb:.0f} MB | "
+                f"{snn_mb / floor_mb:.2f} |"
+            )
     for note in first["notes"]:
         lines.append(f"\n- {note}")
-    compiled = [f"{n}: {w:.0f} s" for n, w in first["warmup_s"].items() if "compile" in n]
-    if compiled:
-        lines.append(f"\n- warm-up including compilation (first round): {', '.join(compiled)}")
     return "\n".join(lines)
 
 
-ITERS = [20]
+def missed_targets(config: str, results: list[dict]) -> list[str]:
+    """What snn's default misses of the targets in this run (see the module docstring)."""
+    first = results[0]
+    where = f"{config} at {first['threads']} threads"
+    if SNN_DEFAULT not in first["rows"]:
+        return [f"{where}: the row {SNN_DEFAULT!r} did not run"]
+    ratio = ratios(results)
+    missed = []
+    ours = ratio[SNN_DEFAULT]
+    if config in TARGETS and ours > TARGETS[config]:
+        missed.append(f"{where}: {ours:.2f}x the floor, target <= {TARGETS[config]}x")
+    for peer in first["rows"]:
+        if peer.startswith(PEERS) and ratio[peer] <= ours:
+            missed.append(f"{where}: {ours:.2f}x the floor, not below {peer}'s {ratio[peer]:.2f}x")
+    peaks = dict(first["loss_peak_mb"])  # B's only
+    if config == "B" and first["peak_mb"]:
+        floor = first["rows"][0]
+        peaks["sum() (the timed step)"] = [first["peak_mb"][floor], first["peak_mb"][SNN_DEFAULT]]
+    for loss, (floor_mb, snn_mb) in peaks.items():
+        if snn_mb > MEMORY_TARGET * floor_mb:
+            missed.append(
+                f"{where}: peak tensor memory {snn_mb:.0f} MB for `{loss}`, "
+                f"{snn_mb / floor_mb:.2f}x the floor's {floor_mb:.0f} MB, "
+                f"target <= {MEMORY_TARGET}x"
+            )
+    return missed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", nargs="+", default=["A", "B", "C", "GPU"], choices=CONFIGS)
+    parser.add_argument("--configs", nargs="+", default=["A", "B", "C", "ON", "GPU"],
+                        choices=CONFIGS)  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="fresh processes per config")
-    parser.add_argument("--iters", type=int, default=20, help="timed iterations per round")
+    parser.add_argument(
+        "--iters", type=int, default=None,
+        help="timed iterations per round (default: 20; C 8, ON 5)",
+    )  # fmt: skip
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: torch's)"
-    )
+        "--threads", type=int, nargs="*", default=[],
+        help="thread counts to measure besides torch's default (all cores)",
+    )  # fmt: skip
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--quick", action="store_true", help="1 round of 3 iterations")
     parser.add_argument("--no-memory", action="store_true", help="skip the profiler's memory run")
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
@@ -431,30 +536,44 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.worker:
-        result = worker(args.worker, args.iters, args.warmup, args.memory, args.threads)
+        threads = args.threads[0] if args.threads else None
+        result = worker(args.worker, args.iters, args.warmup, args.memory, threads)
         print(json.dumps(result))
         return
     if args.quick:
         args.rounds, args.iters, args.warmup = 1, 3, 1
-    ITERS[0] = args.iters
 
     import torch
 
-    print(f"python {sys.version.split()[0]}, torch {torch.__version__}, {os.cpu_count()} CPUs")
+    default_threads = torch.get_num_threads()
+    print(
+        f"python {sys.version.split()[0]}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
+        f"torch's default {default_threads} threads"
+    )
     for peer in PEERS:
         try:
             __import__(peer)
             print(f"{peer} {importlib.metadata.version(peer)}")
         except ImportError:
             print(f"{peer}: not installed (pip install -e .[bench]); its rows are skipped")
+    thread_counts = [None, *(t for t in dict.fromkeys(args.threads) if t != default_threads)]
+    missed = []
     for config in args.configs:
         if config == "GPU" and not torch.cuda.is_available():
             print("\n### GPU\n\nskipped: CUDA is not available on this machine")
             continue
-        started = time.perf_counter()
-        results = run_rounds(config, args)
-        print(report(config, results))
-        print(f"\n({config} took {time.perf_counter() - started:.0f} s)", flush=True)
+        for threads in thread_counts:
+            started = time.perf_counter()
+            results = run_rounds(config, threads, args)
+            print(report(config, results))
+            missed += missed_targets(config, results)
+            took = time.perf_counter() - started
+            print(f"\n({config} at {results[0]['threads']} threads took {took:.0f} s)", flush=True)
+    if args.check:
+        print("\n## Targets\n")
+        print("\n".join(f"- MISSED {m}" for m in missed) or "- all met")
+        if missed:
+            sys.exit(1)
 
 
 if __name__ == "__main__":

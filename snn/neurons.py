@@ -333,8 +333,8 @@ class LIF(_LIFBase):
         check_input: raise on NaN/Inf input (costs a reduction per call).
         backend: ``"fused"`` (default: one autograd node for the whole loop, run by the native
             C kernel on CPU where it can, else by PyTorch operations), ``"native"``, ``"eager"``,
-            ``"compiled"``, or ``"reference"`` (a plain autograd loop over
-            :func:`snn.functional.lif_step`); see :func:`snn.functional.lif_sequence`.
+            or ``"reference"`` (a plain autograd loop over :func:`snn.functional.lif_step`); see
+            :func:`snn.functional.lif_sequence`.
 
     Example:
 

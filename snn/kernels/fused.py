@@ -38,27 +38,18 @@ Every step rounds exactly as :func:`snn.functional.lif_step` does (``beta * v`` 
 before ``I_t`` is added: no fused multiply-add), so the spikes equal the reference loop's bit for
 bit and the gradients equal autograd through it to rounding.
 
-Three executors run the same algorithm:
+Two executors run the same algorithm (the *backend* is what a user asks
+:func:`snn.functional.lif_sequence` for; the *executor* is what then runs this node):
 
 * **native** (what ``backend="fused"`` picks on CPU): a plain-C kernel,
   ``snn/kernels/csrc/lif.c``, that walks tiles of neurons through time, recomputing a chunk's
-  potentials into a buffer that stays in cache (:mod:`snn.kernels.native` builds and loads it).
-  CPU, float32/float64, built-in surrogates.
+  potentials into a buffer that stays in cache, on torch's own threads
+  (:mod:`snn.kernels.native` builds and loads it). CPU, float32/float64, built-in surrogates.
 * **eager**: PyTorch operations writing into preallocated buffers, four per step forward and six
   per step backward, plus a handful per block. Needs nothing but PyTorch; runs anywhere.
-* **compiled**: each chunk of ``K`` steps, forward or backward, is one kernel made by
-  ``torch.compile`` (Inductor: C++/OpenMP on CPU; Triton on GPU, where the same code should run
-  but has not been tested), which reads each input and writes each output once. It needs a
-  working C++ compiler on CPU (Triton on GPU), compiles once per shape and configuration
-  (seconds to a minute), and pays off for long runs. If compilation fails it warns once and runs
-  eagerly.
 """
 
 from __future__ import annotations
-
-import types
-import warnings
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -74,13 +65,10 @@ __all__ = ["fused_lif_sequence", "EXECUTORS"]
 # keep the surrogate's temporaries small. A potential is saved every CHECKPOINT_BLOCKS blocks.
 BLOCK_ELEMENTS = 1 << 18
 CHECKPOINT_BLOCKS = 4
-# Compiled kernels run this many steps each: one compilation serves every T (plus one for a
-# shorter last chunk). Longer chunks unroll into larger kernels that take longer to compile.
-COMPILED_CHUNK_STEPS = 16
 # The native kernel saves a potential every this many steps and recomputes a chunk at a time
 # into a buffer of this many steps per tile of neurons (see snn/kernels/csrc/lif_kernel.h).
 NATIVE_CHUNK_STEPS = 32
-EXECUTORS = ("eager", "compiled", "native")
+EXECUTORS = ("eager", "native")
 
 
 def _as_tensor(value: Tensor | float, like: Tensor) -> Tensor:
@@ -92,156 +80,7 @@ def _chunk_bounds(num_steps: int, chunk: int) -> list[tuple[int, int]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The step, as plain expressions (the compiled kernels trace these; the eager executor below
-# writes the same arithmetic with out= buffers).
-
-
-def _integrate(v: Tensor, current_t: Tensor, beta: Tensor, v_rest: float) -> Tensor:
-    leak = beta * v if v_rest == 0 else v_rest + beta * (v - v_rest)
-    return leak + current_t
-
-
-def _after_reset(h: Tensor, s: Tensor, jump: Tensor, v_reset: float, reset: str) -> Tensor:
-    # jump = v_th - v_reset, computed once as lif_step computes it
-    if reset == "subtract":
-        return h - s * jump
-    if reset == "zero":
-        return h - s * (h - v_reset)
-    return h
-
-
-def _forward_chunk(
-    current: Tensor,
-    v: Tensor,
-    beta: Tensor,
-    v_th: Tensor,
-    jump: Tensor,
-    spikes_out: Tensor,
-    membrane_out: Tensor | None,
-    v_rest: float,
-    v_reset: float,
-    reset: str,
-) -> Tensor:
-    """``K`` steps from ``v``; writes ``spikes_out`` (and ``membrane_out``), returns the last v."""
-    spikes, trace = [], []
-    for k in range(current.shape[0]):
-        h = _integrate(v, current[k], beta, v_rest)
-        s = (h >= v_th).to(h.dtype)
-        v = _after_reset(h, s, jump, v_reset, reset)
-        spikes.append(s)
-        trace.append(v)
-    spikes_out.copy_(torch.stack(spikes))
-    if membrane_out is not None:
-        membrane_out.copy_(torch.stack(trace))
-    return v
-
-
-def _backward_chunk(
-    current: Tensor,
-    v_start: Tensor,
-    grad_spikes: Tensor | None,
-    grad_membrane: Tensor | None,
-    delta: Tensor,
-    beta: Tensor,
-    v_th: Tensor,
-    jump: Tensor,
-    grad_out: Tensor,
-    v_rest: float,
-    v_reset: float,
-    reset: str,
-    detach_reset: bool,
-    surrogate: Surrogate,
-    need_beta: bool,
-    need_v_th: bool,
-) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Reverse ``K`` steps: writes ``dL/dI`` into ``grad_out``; returns ``(delta before the
-    chunk, this chunk's dL/dbeta terms, its dL/dv_th terms)``, the last two summed over time."""
-    pre, before = [], []
-    v = v_start
-    for k in range(current.shape[0]):
-        before.append(v)
-        h = _integrate(v, current[k], beta, v_rest)
-        pre.append(h)
-        v = _after_reset(h, (h >= v_th).to(h.dtype), jump, v_reset, reset)
-    grads: list[Tensor] = [delta] * current.shape[0]
-    grad_beta = grad_v_th = None
-    for k in range(current.shape[0] - 1, -1, -1):
-        if grad_membrane is not None:
-            delta = delta + grad_membrane[k]
-        h = pre[k]
-        u = h - v_th
-        sigma = surrogate.derivative(u)
-        s = (u >= 0).to(h.dtype)
-        if reset == "subtract" and not detach_reset:
-            grad_h = delta * (1 - jump * sigma)
-        elif reset == "zero":
-            grad_h = delta * ((1 - s) if detach_reset else (1 - s) + (v_reset - h) * sigma)
-        else:
-            grad_h = delta
-        through_spike = None
-        if grad_spikes is not None:
-            through_spike = grad_spikes[k] * sigma
-            grad_h = grad_h + through_spike
-        grads[k] = grad_h
-        if need_v_th:
-            term = torch.zeros_like(h) if through_spike is None else -through_spike
-            if reset == "subtract":
-                term = term - delta * s
-                if not detach_reset:
-                    term = term + delta * jump * sigma
-            elif reset == "zero" and not detach_reset:
-                term = term + delta * (h - v_reset) * sigma
-            grad_v_th = term if grad_v_th is None else grad_v_th + term
-        if need_beta:
-            term = grad_h * (before[k] - v_rest)
-            grad_beta = term if grad_beta is None else grad_beta + term
-        delta = grad_h * beta
-    grad_out.copy_(torch.stack(grads))
-    return delta, grad_beta, grad_v_th
-
-
-# ---------------------------------------------------------------------------------------------
-# Compiled kernels: made on first use, one torch.compile wrapper per function.
-
-_compiled: dict[str, Callable] = {}
-_compile_failed: list[str] = []  # the first failure's message; then everything runs eagerly
-
-
-def _kernel(name: str, fn: Callable) -> Callable | None:
-    if _compile_failed:
-        return None
-    if name not in _compiled:
-        # a copy of the code object per kernel, so that each keeps its own compilation cache
-        # (Dynamo caches per code object, and stops compiling after a few variants of one)
-        code = fn.__code__.replace(co_name=f"{fn.__name__}_{len(_compiled)}")
-        copy = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__)
-        _compiled[name] = torch.compile(copy, fullgraph=True, dynamic=False)
-    return _compiled[name]
-
-
-def _run_compiled(name: str, fn: Callable, *args) -> tuple[bool, object]:
-    """Run the compiled ``fn``; on a compiler failure warn once and return ``(False, None)``."""
-    kernel = _kernel(name, fn)
-    if kernel is None:
-        return False, None
-    try:
-        return True, kernel(*args)
-    except Exception as err:  # noqa: BLE001 - any backend failure (no compiler, no Triton)
-        if not isinstance(err, (torch._dynamo.exc.BackendCompilerFailed, RuntimeError, OSError)):
-            raise
-        _compile_failed.append(f"{type(err).__name__}: {err}".splitlines()[0])
-        warnings.warn(
-            "snn: torch.compile could not build the fused LIF kernels "
-            f"({_compile_failed[0]}); running the eager fused loop instead (same results, "
-            "slower). Install a C++ compiler (CPU) or Triton (GPU), or use another backend.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return False, None
-
-
-# ---------------------------------------------------------------------------------------------
-# The eager executor: the same arithmetic as _integrate/_after_reset, into preallocated buffers.
+# The eager executor: lif_step's arithmetic, into preallocated buffers.
 
 
 def _integrate_into(
@@ -312,38 +151,12 @@ class _FusedLIF(torch.autograd.Function):
         # the potential at the start of chunks 1, 2, ...: all backward needs besides the input
         starts = v0.new_empty((len(bounds) - 1, *v0.shape))
 
-        done = False
         if executor == "native":
             v_last = native.forward(
                 current, v0, beta_t, v_th_t, jump_t, v_rest, v_reset, reset, spikes,
                 membrane if record_membrane else None, starts, chunk,
             )  # fmt: skip
-            done = True
-        elif executor == "compiled":
-            v = v0
-            for c, (t0, t1) in enumerate(bounds):
-                if c:
-                    starts[c - 1].copy_(v)
-                ok, v = _run_compiled(
-                    f"forward {t1 - t0} {current.dtype} {current.device} {reset} {record_membrane}",
-                    _forward_chunk,
-                    current[t0:t1],
-                    v,
-                    beta_t,
-                    v_th_t,
-                    jump_t,
-                    spikes[t0:t1],
-                    membrane[t0:t1] if record_membrane else None,
-                    v_rest,
-                    v_reset,
-                    reset,
-                )
-                if not ok:
-                    break
-            else:
-                done = True
-                v_last = v
-        if not done:
+        else:
             v_last = _forward_eager(
                 current, v0, beta_t, v_th_t, jump_t, v_rest, v_reset, reset, spikes, membrane,
                 bounds, starts, record_membrane,
@@ -390,18 +203,10 @@ class _FusedLIF(torch.autograd.Function):
             delta = torch.zeros_like(v0) if grad_v_last is None else grad_v_last
             grad_current = torch.empty_like(current)
             config = (v_rest, v_reset, reset, detach_reset, surrogate, need_beta, need_v_th)
-            result = None
-            if ctx.executor == "compiled":
-                result = _backward_compiled(
-                    current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump,
-                    grad_current, bounds, config,
-                )  # fmt: skip
-            if result is None:
-                result = _backward_eager(
-                    current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump,
-                    grad_current, bounds, config, block,
-                )  # fmt: skip
-            delta, grad_beta, grad_v_th = result
+            delta, grad_beta, grad_v_th = _backward_eager(
+                current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump,
+                grad_current, bounds, config, block,
+            )  # fmt: skip
         return (
             grad_current,
             delta if ctx.needs_input_grad[1] else None,
@@ -547,44 +352,6 @@ def _backward_block(
     return delta
 
 
-def _backward_compiled(
-    current, v0, starts, grad_spikes, grad_membrane, delta, beta, v_th, jump, grad_current,
-    bounds, config,
-):  # fmt: skip
-    v_rest, v_reset, reset, detach_reset, surrogate, need_beta, need_v_th = config
-    grad_beta = grad_v_th = None
-    for c in range(len(bounds) - 1, -1, -1):
-        t0, t1 = bounds[c]
-        ok, out = _run_compiled(
-            f"backward {t1 - t0} {current.dtype} {current.device} {config}",
-            _backward_chunk,
-            current[t0:t1],
-            v0 if c == 0 else starts[c - 1],
-            None if grad_spikes is None else grad_spikes[t0:t1],
-            None if grad_membrane is None else grad_membrane[t0:t1],
-            delta,
-            beta,
-            v_th,
-            jump,
-            grad_current[t0:t1],
-            v_rest,
-            v_reset,
-            reset,
-            detach_reset,
-            surrogate,
-            need_beta,
-            need_v_th,
-        )
-        if not ok:
-            return None
-        delta, chunk_beta, chunk_v_th = out
-        if need_beta:
-            grad_beta = chunk_beta if grad_beta is None else grad_beta + chunk_beta
-        if need_v_th:
-            grad_v_th = chunk_v_th if grad_v_th is None else grad_v_th + chunk_v_th
-    return delta, grad_beta, grad_v_th
-
-
 def fused_lif_sequence(
     current: Tensor,
     v0: Tensor,
@@ -597,30 +364,26 @@ def fused_lif_sequence(
     surrogate: Surrogate,
     record_membrane: bool,
     *,
+    executor: str,
     chunk: int | None = None,
-    executor: str = "eager",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run the LIF over ``current`` (``[T, ...]``, already multiplied by the gain) from ``v0``.
 
     Returns ``(spikes [T, ...], v_last [...], membrane [T, ...] or an empty tensor)``. Use
     :func:`snn.functional.lif_sequence`, which validates its arguments, rather than this.
 
-    ``executor`` is ``"eager"``, ``"compiled"`` or ``"native"`` (see the module docstring; the
-    caller checks that native can run, with :func:`snn.kernels.native.unavailable_reason`).
-    ``chunk`` is the number of steps between saved potentials (default: ``CHECKPOINT_BLOCKS``
-    blocks of about ``BLOCK_ELEMENTS`` elements eagerly, ``COMPILED_CHUNK_STEPS`` compiled,
-    ``NATIVE_CHUNK_STEPS`` native).
+    ``executor`` is ``"eager"`` or ``"native"`` (see the module docstring; the caller picks it
+    for the backend the user asked for, and checks that native can run, with
+    :func:`snn.kernels.native.unavailable_reason`). ``chunk`` is the number of steps between
+    saved potentials (default: ``CHECKPOINT_BLOCKS`` blocks of about ``BLOCK_ELEMENTS``
+    elements eagerly, ``NATIVE_CHUNK_STEPS`` native).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     num_steps = current.shape[0]
     block = max(1, BLOCK_ELEMENTS // max(1, v0.numel()))
     if chunk is None:
-        chunk = {
-            "eager": CHECKPOINT_BLOCKS * block,
-            "compiled": COMPILED_CHUNK_STEPS,
-            "native": NATIVE_CHUNK_STEPS,
-        }[executor]
+        chunk = NATIVE_CHUNK_STEPS if executor == "native" else CHECKPOINT_BLOCKS * block
     if executor == "native":
         current = current.contiguous()  # the kernel walks raw memory
     if not (isinstance(chunk, int) and chunk >= 1):

@@ -1,16 +1,21 @@
 """The fused LIF's native CPU executor: a small C kernel, built on first use and cached.
 
-``snn/kernels/csrc/lif.c`` runs the fused node's algorithm (see :mod:`snn.kernels.fused`) for a
-range of neurons: each neuron's time loop is independent, so the neuron axis is split over
-``torch.get_num_threads()`` Python threads (``ctypes`` releases the GIL during the call). It is
+``snn/kernels/csrc/lif.c`` runs the fused node's algorithm (see :mod:`snn.kernels.fused`) for
+ranges of neurons: each neuron's time loop is independent, so the neuron axis is split over
+``torch.get_num_threads()`` threads, and they are torch's own. The kernel runs its ranges as a
+parallel region of the OpenMP runtime that torch loaded (its ``GOMP_parallel`` entry point,
+found in this process and handed to the kernel), on the same team of threads as torch's
+matmuls; where torch has no OpenMP runtime, each call starts and joins its own threads. It is
 plain C with no PyTorch headers, so it builds in about a second with the system C compiler
-(``$CC``, else ``cc`` or ``gcc``) and needs nothing else. The library is cached in
+(``$CC``, else ``cc``, ``gcc`` or ``clang``) and needs nothing else. The library is cached in
 ``$SNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/snn`` or ``~/.cache/snn``, under a name made from the
 source, the compiler and the CPU, so a changed kernel or machine rebuilds it.
 
 It covers CPU tensors of float32 and float64 with one of the built-in surrogates; anything else
 (bf16, CUDA, a user's own surrogate) runs on the eager executor. :func:`unavailable_reason` says
-why it cannot run, or ``None`` when it can.
+why it cannot run, or ``None`` when it can. Incoming gradients are read where autograd left
+them, whatever their strides (a loss on a sum over time or batch hands backward a gradient with
+stride 0 there): nothing of the ``[T, ...]`` size is copied.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import torch
@@ -37,8 +41,10 @@ __all__ = ["unavailable_reason", "forward", "backward", "SOURCE_DIR"]
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 _SOURCES = ("lif.c", "lif_kernel.h")
-_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared"]
-_ABI = 2
+_FLAGS = [
+    "-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-pthread",
+]  # fmt: skip
+_ABI = 3
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 # the smallest neuron range worth a thread of its own
@@ -47,8 +53,6 @@ _MIN_NEURONS_PER_THREAD = 2048
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _build_error: str | None = None
-_pool: ThreadPoolExecutor | None = None  # the threads that run neuron ranges side by side
-_pool_size = 0
 
 
 def _surrogate_code(s: sg.Surrogate) -> tuple[int, float, float] | None:
@@ -145,12 +149,53 @@ def _build() -> ctypes.CDLL:
     ptr, dbl, i32, i64 = ctypes.c_void_p, ctypes.c_double, ctypes.c_int, ctypes.c_int64
     for suffix in _SUFFIX.values():
         fn = getattr(lib, f"lif_forward_{suffix}")
-        fn.argtypes = [*[ptr] * 9, dbl, dbl, i32, *[i64] * 5]
+        fn.argtypes = [*[ptr] * 9, dbl, dbl, i32, i64, i64, i64, i32, i64]
         fn.restype = None
         fn = getattr(lib, f"lif_backward_{suffix}")
-        fn.argtypes = [*[ptr] * 13, dbl, dbl, i32, i32, i32, dbl, dbl, *[i64] * 7]
+        grad = [ptr, i64, ptr]  # an incoming gradient: data, step, offsets (see lif_kernel.h)
+        fn.argtypes = [*[ptr] * 3, *grad, *grad, *[ptr] * 8, dbl, dbl, *[i32] * 3, dbl, dbl]
+        fn.argtypes += [i64, i64, i64, i32, i64]
         fn.restype = ctypes.c_int
+    lib.snn_lif_use_openmp.argtypes = [ptr, ptr, ptr]
+    entry_points = _openmp_entry_points()
+    if entry_points is not None:
+        lib.snn_lif_use_openmp(*entry_points)
     return lib
+
+
+_OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp")
+_OPENMP_ENTRY_POINTS = ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads")
+
+
+def _openmp_entry_points() -> tuple[int, int, int] | None:
+    """The addresses of ``GOMP_parallel``, ``omp_get_thread_num`` and ``omp_get_num_threads`` in
+    the OpenMP runtime torch runs its intra-op threads on, or ``None`` (torch has none, or it
+    cannot be found): then the kernel starts threads of its own."""
+    if not torch.backends.openmp.is_available():
+        return None
+    for library in _openmp_libraries():
+        try:
+            found = [getattr(library, name) for name in _OPENMP_ENTRY_POINTS]
+        except AttributeError:
+            continue
+        return tuple(ctypes.cast(f, ctypes.c_void_p).value for f in found)
+    return None
+
+
+def _openmp_libraries() -> list[ctypes.CDLL]:
+    """Where torch's OpenMP runtime may be found, most certain first: the runtimes this process
+    has mapped (one in torch's own folder first), then the process's global symbols. Opening a
+    mapped library again hands back the loaded copy; nothing new is loaded."""
+    torch_dir = str(Path(torch.__file__).resolve().parent)
+    try:
+        with open("/proc/self/maps") as maps:
+            fields = [line.split(maxsplit=5) for line in maps]  # the 6th is the file's path
+        paths = {f[5].strip() for f in fields if len(f) == 6}
+    except OSError:  # not Linux
+        paths = set()
+    runtimes = [p for p in paths if Path(p).name.startswith(_OPENMP_RUNTIMES)]
+    runtimes.sort(key=lambda p: (not p.startswith(torch_dir), p))
+    return [ctypes.CDLL(p) for p in runtimes] + [ctypes.CDLL(None)]
 
 
 def _load() -> ctypes.CDLL | None:
@@ -177,53 +222,32 @@ def unavailable_reason(x: Tensor, surrogate: sg.Surrogate) -> str | None:
     return None
 
 
-def _ranges(n: int) -> list[tuple[int, int]]:
-    """Split neurons ``[0, n)`` into one range per thread (none for an empty batch)."""
-    if n == 0:
-        return []
-    threads = max(1, min(torch.get_num_threads(), n // _MIN_NEURONS_PER_THREAD))
-    step = -(-n // threads)
-    step = -(-step // 64) * 64  # whole cache lines per thread
-    return [(i, min(i + step, n)) for i in range(0, n, step)]
-
-
-def _run(fn, n: int) -> list:
-    """``fn(i0, i1)`` over the neuron ranges: the first on this thread, the others on the pool."""
-    global _pool, _pool_size
-    ranges = _ranges(n)
-    if len(ranges) <= 1:
-        return [fn(*r) for r in ranges]
-    with _lock:
-        if _pool is None or _pool_size < len(ranges) - 1:
-            _pool = ThreadPoolExecutor(max_workers=len(ranges) - 1, thread_name_prefix="snn-lif")
-            _pool_size = len(ranges) - 1
-        pool = _pool
-    futures = [pool.submit(fn, *r) for r in ranges[1:]]
-    try:
-        first = fn(*ranges[0])
-    finally:
-        # the workers write into tensors the caller owns: never unwind (on Ctrl-C, say) before
-        # they are done, or the memory is freed under them
-        interrupted: BaseException | None = None
-        while True:
-            try:
-                wait(futures)
-                break
-            except BaseException as err:  # noqa: BLE001 - re-raised below
-                interrupted = interrupted or err
-        if interrupted is not None:
-            raise interrupted
-    return [first, *(f.result() for f in futures)]
-
-
-def _forget_pool_after_fork() -> None:
-    # a forked child has the pool object but not its threads: waiting on it would hang
-    global _pool, _pool_size, _lock
-    _pool, _pool_size, _lock = None, 0, threading.Lock()
+def _after_fork_in_child() -> None:
+    # a forked child inherits the OpenMP runtime's record of its threads but not the threads:
+    # a parallel region there waits for them forever (torch's own parallel operations hang in
+    # such a child); the kernel starts threads of its own instead
+    global _lock
+    _lock = threading.Lock()
+    if _library is not None:
+        _library.snn_lif_use_openmp(None, None, None)
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _uses_openmp() -> bool:
+    """Whether the kernel runs its ranges on torch's OpenMP threads (else on threads it starts)."""
+    lib = _load()
+    return lib is not None and bool(lib.snn_lif_uses_openmp())
+
+
+def _split(n: int) -> tuple[int, int]:
+    """Split neurons ``[0, n)`` into ranges, one per thread: ``(ranges, neurons per range)``."""
+    threads = max(1, min(torch.get_num_threads(), n // _MIN_NEURONS_PER_THREAD))
+    step = -(-n // threads)
+    step = -(-step // 64) * 64  # whole cache lines per thread
+    return max(1, -(-n // step)) if n else 0, step
 
 
 def _per_neuron(p: Tensor, like: Tensor) -> Tensor:
@@ -231,25 +255,34 @@ def _per_neuron(p: Tensor, like: Tensor) -> Tensor:
 
 
 def _call(name: str, dtype: torch.dtype, n: int, *args) -> None:
-    """Run kernel ``name`` over the neuron ranges; every tensor argument must stay alive (the
-    caller holds it) and be contiguous; ``None`` becomes a NULL pointer."""
+    """Run kernel ``name`` over the neurons on torch's threads; every tensor argument must stay
+    alive (the caller holds it) and be contiguous; ``None`` becomes a NULL pointer."""
     lib = _load()
     assert lib is not None, "check unavailable_reason() first"
     fn = getattr(lib, f"{name}_{_SUFFIX[dtype]}")
     c_args = []
     for a in args:
+        if isinstance(a, _Gradient):
+            c_args += [a.data, a.step, a.offsets]
+            continue
         if isinstance(a, Tensor):
-            # the kernel trusts these; a mismatch would read or write out of bounds
-            if a.dtype != dtype or a.device.type != "cpu" or not a.is_contiguous():
-                raise ValueError(
-                    f"snn's native kernel got a {a.dtype} tensor on {a.device} "
-                    f"(contiguous: {a.is_contiguous()}); it needs contiguous CPU {dtype}"
-                )
+            _check(a, dtype, contiguous=True)
             a = a.data_ptr()
         c_args.append(a)
-    results = _run(lambda i0, i1: fn(*c_args, i0, i1), n)
-    if any(results):  # only the backward returns a status: -1 when malloc failed
+    if n == 0:
+        return
+    status = fn(*c_args, *_split(n))
+    if status:  # only the backward returns a status: -1 when malloc failed
         raise MemoryError("snn's native LIF kernel could not allocate its chunk buffers")
+
+
+def _check(a: Tensor, dtype: torch.dtype, contiguous: bool) -> None:
+    # the kernel trusts these; a mismatch would read or write out of bounds
+    if a.dtype != dtype or a.device.type != "cpu" or (contiguous and not a.is_contiguous()):
+        raise ValueError(
+            f"snn's native kernel got a {a.dtype} tensor on {a.device} "
+            f"(contiguous: {a.is_contiguous()}); it needs {'contiguous ' * contiguous}CPU {dtype}"
+        )
 
 
 def forward(
@@ -300,11 +333,12 @@ def backward(
     """Reverse the time loop: ``(dL/dI [T, ...], dL/dv0, dL/dbeta, dL/dv_th)``, the last two per
     neuron (state-shaped, summed over time) or ``None`` when not needed."""
     v0, (beta, v_th, jump), n, steps = _prepare(current, v0, (beta, v_th, jump), starts, chunk)
-    (grad_spikes, gs_step), (grad_membrane, gm_step) = map(_per_step, (grad_spikes, grad_membrane))
+    grad_spikes, grad_membrane = (
+        _Gradient.of(g, current, name)
+        for g, name in ((grad_spikes, "grad_spikes"), (grad_membrane, "grad_membrane"))
+    )
     grad_v_last = None if grad_v_last is None else grad_v_last.contiguous()
     _expect_size(n, grad_v_last=grad_v_last)
-    _expect_size(steps * n if gs_step else n, grad_spikes=grad_spikes)
-    _expect_size(steps * n if gm_step else n, grad_membrane=grad_membrane)
     grad_current = torch.empty_like(current)
     grad_v0 = torch.empty_like(v0)
     grad_beta = torch.empty_like(v0) if need_beta else None
@@ -314,7 +348,7 @@ def backward(
         "lif_backward", current.dtype, n, current, v0, starts, grad_spikes, grad_membrane,
         grad_v_last, grad_current, grad_v0, grad_beta, grad_v_th, beta, v_th, jump,
         float(v_rest), float(v_reset), _RESETS[reset], int(detach_reset), code, float(c1),
-        float(c2), gs_step, gm_step, steps, n, chunk,
+        float(c2), steps, n, chunk,
     )  # fmt: skip
     return grad_current, grad_v0, grad_beta, grad_v_th
 
@@ -341,13 +375,39 @@ def _expect_size(numel: int, **tensors: Tensor | None) -> None:
             )
 
 
-def _per_step(grad: Tensor | None) -> tuple[Tensor | None, int]:
-    """An incoming ``[T, ...]`` gradient as the kernel reads it, and its elements per time step.
+class _Gradient:
+    """An incoming ``[T, ...]`` gradient as the kernel reads it, in place (see ``struct grad`` in
+    ``csrc/lif_kernel.h``): a data pointer, the elements from one step to the next, and the
+    offsets of one step's elements, or none where a step is laid out contiguously.
 
-    A gradient that is the same at every step (a loss on the sum over time makes one, expanded
-    with stride 0) is passed as its first step with a step of 0, not copied T times."""
-    if grad is None:
-        return None, 0
-    if grad.stride(0) == 0:
-        return grad[0].contiguous(), 0
-    return grad.contiguous(), grad[0].numel()
+    Autograd often hands backward a broadcast gradient: a loss on ``spikes.sum()`` gives one
+    with stride 0 in every dimension, ``spikes.sum(1)`` one with stride 0 over the batch. A step
+    stride of 0 is passed as one step (contiguous, at most one step's size); any other layout is
+    read where it lies through the offsets (one integer per neuron). Nothing of the ``[T, ...]``
+    size is copied."""
+
+    def __init__(self, keep: list[Tensor], data: int | None, step: int, offsets: int | None):
+        self.keep = keep  # the tensors behind the pointers, alive as long as this is
+        self.data, self.step, self.offsets = data, step, offsets
+
+    @classmethod
+    def of(cls, grad: Tensor | None, current: Tensor, name: str) -> _Gradient:
+        if grad is None:
+            return cls([], None, 0, None)
+        if grad.shape != current.shape:
+            raise ValueError(
+                f"snn's native kernel expected {name} of shape {tuple(current.shape)}, got "
+                f"{tuple(grad.shape)}"
+            )
+        _check(grad, current.dtype, contiguous=False)
+        if grad.stride(0) == 0 or grad.shape[0] == 1:
+            one = grad[0].contiguous()
+            return cls([one], one.data_ptr(), 0, None)
+        if grad[0].is_contiguous():
+            return cls([grad], grad.data_ptr(), grad.stride(0), None)
+        offsets = torch.zeros(grad.shape[1:], dtype=torch.int64)
+        for dim, (size, stride) in enumerate(zip(grad.shape[1:], grad.stride()[1:], strict=True)):
+            view = [1] * offsets.dim()
+            view[dim] = size
+            offsets += (torch.arange(size) * stride).view(view)
+        return cls([grad, offsets], grad.data_ptr(), grad.stride(0), offsets.data_ptr())

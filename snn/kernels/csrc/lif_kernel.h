@@ -1,17 +1,18 @@
 /* The LIF time loop for one floating-point type REAL; lif.c includes it once per type.
 
-   The algorithm is snn/kernels/fused.py's (its docstring has the equations): forward keeps the potential
-   at the start of every chunk of `chunk` steps; backward recomputes a chunk's pre-spike potentials
-   from it into a buffer that stays in cache, then runs the reverse recurrence over the chunk.
-   Neurons are independent, so the caller splits [0, n) into ranges [i0, i1) and runs them on
-   threads. A range is walked in tiles of TILE neurons; within a tile every step is a contiguous
+   The algorithm is snn/kernels/fused.py's (its docstring has the equations): forward keeps the
+   potential at the start of every chunk of `chunk` steps; backward recomputes a chunk's pre-spike
+   potentials from it into a buffer that stays in cache, then runs the reverse recurrence over the
+   chunk. Neurons are independent: lif.c's run() cuts [0, n) into ranges [i0, i1), one per
+   thread. A range is walked in tiles of TILE neurons; within a tile every step is a contiguous
    loop the compiler vectorizes.
 
    Built with -ffp-contract=off: each operation rounds as lif_step's PyTorch operations do (no
    fused multiply-add), so spikes and potentials equal the reference loop's bit for bit.
 
-   Arrays are row-major [steps, n]. beta, v_th and jump (= v_th - v_reset) are [n]: the caller
-   expands scalars. Optional arrays are NULL when absent. */
+   Arrays are row-major [steps, n], except the incoming gradients (see grad_row). beta, v_th and
+   jump (= v_th - v_reset) are [n]: the caller expands scalars. Optional arrays are NULL when
+   absent. */
 
 static inline REAL NAME(surrogate)(int kind, REAL c1, REAL c2, REAL u) {
     switch (kind) {
@@ -56,17 +57,27 @@ static inline REAL NAME(after_reset)(int reset, REAL h, REAL s, REAL jump, REAL 
     return h;
 }
 
-void NAME(lif_forward)(const REAL *x, const REAL *v0, REAL *spikes, REAL *membrane, REAL *starts,
-                       REAL *v_last, const REAL *beta, const REAL *v_th, const REAL *jump,
-                       double v_rest_d, double v_reset_d, int reset, int64_t steps, int64_t n,
-                       int64_t chunk, int64_t i0, int64_t i1) {
-    const REAL v_rest = (REAL)v_rest_d, v_reset = (REAL)v_reset_d;
-    const int has_rest = v_rest != 0;
+struct NAME(forward_args) {
+    const REAL *x, *v0;
+    REAL *spikes, *membrane, *starts, *v_last;
+    const REAL *beta, *v_th, *jump;
+    REAL v_rest, v_reset;
+    int reset;
+    int64_t steps, n, chunk;
+};
+
+static int NAME(forward_range)(const void *args, int64_t i0, int64_t i1) {
+    const struct NAME(forward_args) *p = args;
+    const REAL *x = p->x;
+    REAL *spikes = p->spikes, *membrane = p->membrane, *starts = p->starts;
+    const int64_t steps = p->steps, n = p->n, chunk = p->chunk;
+    const REAL v_rest = p->v_rest, v_reset = p->v_reset;
+    const int reset = p->reset, has_rest = v_rest != 0;
     REAL v[TILE];
     for (int64_t a = i0; a < i1; a += TILE) {
         const int64_t m = (i1 - a < TILE) ? i1 - a : TILE;
-        const REAL *b = beta + a, *th = v_th + a, *jp = jump + a;
-        memcpy(v, v0 + a, m * sizeof(REAL));
+        const REAL *b = p->beta + a, *th = p->v_th + a, *jp = p->jump + a;
+        memcpy(v, p->v0 + a, m * sizeof(REAL));
         for (int64_t t = 0; t < steps; t++) {
             if (t > 0 && t % chunk == 0)
                 memcpy(starts + (t / chunk - 1) * n + a, v, m * sizeof(REAL));
@@ -81,35 +92,67 @@ void NAME(lif_forward)(const REAL *x, const REAL *v0, REAL *spikes, REAL *membra
             }
             if (membrane) memcpy(membrane + t * n + a, v, m * sizeof(REAL));
         }
-        memcpy(v_last + a, v, m * sizeof(REAL));
+        memcpy(p->v_last + a, v, m * sizeof(REAL));
     }
+    return 0;
 }
 
-/* sigma[i] = surrogate'(h[i] - v_th[i]) for a tile; `kind` is a constant where this is inlined,
-   so each surrogate gets its own branch-free, vectorizable loop. */
-static inline __attribute__((always_inline)) void NAME(sigma_tile)(
-    int kind, REAL c1, REAL c2, const REAL *h, const REAL *th, REAL *sigma, int64_t m) {
-    for (int64_t i = 0; i < m; i++) sigma[i] = NAME(surrogate)(kind, c1, c2, h[i] - th[i]);
+/* Run the forward time loop over neurons [0, n), in `parts` ranges of `step` neurons. */
+void NAME(lif_forward)(const REAL *x, const REAL *v0, REAL *spikes, REAL *membrane, REAL *starts,
+                       REAL *v_last, const REAL *beta, const REAL *v_th, const REAL *jump,
+                       double v_rest, double v_reset, int reset, int64_t steps, int64_t n,
+                       int64_t chunk, int parts, int64_t step) {
+    const struct NAME(forward_args) args = {
+        x, v0, spikes, membrane, starts, v_last, beta, v_th, jump,
+        (REAL)v_rest, (REAL)v_reset, reset, steps, n, chunk,
+    };
+    struct job job = {NAME(forward_range), &args, n, step, parts, 0};
+    run(&job);
 }
 
-/* One reverse step for a tile: dL/dh into gx, dL/dv_th's term into dth (see snn/kernels/fused.py's
-   table), and delta <- dL/dh * beta. `reset` and `detach` are constants where this is inlined. */
+/* An incoming [steps, ...] gradient, read where autograd left it: step t's value for neuron i is
+   data[t * step + i], or data[t * step + offsets[i]] when one step is not laid out contiguously
+   (a gradient broadcast over the batch, say, has stride 0 there). step is 0 for a gradient that
+   is the same at every step, as after a sum over time. NULL data: no gradient flows in. */
+struct NAME(grad) {
+    const REAL *data;
+    int64_t step;
+    const int64_t *offsets;
+};
+
+/* The tile's row of a gradient at step t: in place where it is contiguous, else gathered into
+   buf; `zeros` for an absent gradient. */
+static inline const REAL *NAME(grad_row)(const struct NAME(grad) *g, int64_t t, int64_t a,
+                                         int64_t m, REAL *buf, const REAL *zeros) {
+    if (!g->data) return zeros;
+    const REAL *row = g->data + t * g->step;
+    if (!g->offsets) return row + a;
+    for (int64_t i = 0; i < m; i++) buf[i] = row[g->offsets[a + i]];
+    return buf;
+}
+
+/* One reverse step for a tile: dL/dh into gx, dL/dv_th's term into dth (see
+   snn/kernels/fused.py's table), and delta <- dL/dh * beta. `kind`, `reset` and `detach` are
+   constants where this is inlined, so each combination is one branch-free, vectorized loop that
+   keeps its intermediates in registers. */
 static inline __attribute__((always_inline)) void NAME(reverse_tile)(
-    int reset, int detach, const REAL *h, const REAL *th, const REAL *jp, const REAL *b,
-    const REAL *sigma, const REAL *gs, const REAL *gm, REAL v_reset, REAL *delta, REAL *gx,
-    REAL *dth, int64_t m) {
+    int kind, int reset, int detach, REAL c1, REAL c2, const REAL *restrict h,
+    const REAL *restrict th, const REAL *restrict jp, const REAL *restrict b,
+    const REAL *restrict gs, const REAL *restrict gm, REAL v_reset, REAL *restrict delta,
+    REAL *restrict gx, REAL *restrict dth, int64_t m) {
     for (int64_t i = 0; i < m; i++) {
+        const REAL sigma = NAME(surrogate)(kind, c1, c2, h[i] - th[i]);
         const REAL d = delta[i] + gm[i]; /* dL/dv_t */
         const REAL s = h[i] >= th[i] ? 1 : 0;
         REAL dv_dh = 1, dv_dth = 0;
         if (reset == RESET_SUBTRACT) {
-            dv_dh = detach ? 1 : 1 - jp[i] * sigma[i];
-            dv_dth = detach ? -s : jp[i] * sigma[i] - s;
+            dv_dh = detach ? 1 : 1 - jp[i] * sigma;
+            dv_dth = detach ? -s : jp[i] * sigma - s;
         } else if (reset == RESET_ZERO) {
-            dv_dh = detach ? 1 - s : (1 - s) + (v_reset - h[i]) * sigma[i];
-            dv_dth = detach ? 0 : (h[i] - v_reset) * sigma[i];
+            dv_dh = detach ? 1 - s : (1 - s) + (v_reset - h[i]) * sigma;
+            dv_dth = detach ? 0 : (h[i] - v_reset) * sigma;
         }
-        const REAL through_spike = gs[i] * sigma[i];
+        const REAL through_spike = gs[i] * sigma;
         const REAL grad_h = d * dv_dh + through_spike;
         gx[i] = grad_h;
         dth[i] = d * dv_dth - through_spike;
@@ -117,21 +160,35 @@ static inline __attribute__((always_inline)) void NAME(reverse_tile)(
     }
 }
 
-/* Reverse the steps. grad_spikes, grad_membrane, grad_v_last may be NULL (no gradient flows in
-   through them); grad_spikes and grad_membrane advance by gs_step and gm_step elements per time
-   step (n, or 0 for a gradient that is the same at every step, as after a sum over time).
-   grad_beta and grad_v_th (per neuron, summed over time) are NULL when not needed. Writes dL/dI
-   into grad_x and dL/dv0 into grad_v0. Returns 0, or -1 if out of memory. */
-int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const REAL *grad_spikes,
-                       const REAL *grad_membrane, const REAL *grad_v_last, REAL *grad_x,
-                       REAL *grad_v0, REAL *grad_beta, REAL *grad_v_th, const REAL *beta,
-                       const REAL *v_th, const REAL *jump, double v_rest_d, double v_reset_d,
-                       int reset, int detach_reset, int surrogate, double c1_d, double c2_d,
-                       int64_t gs_step, int64_t gm_step, int64_t steps, int64_t n,
-                       int64_t chunk, int64_t i0, int64_t i1) {
-    const REAL v_rest = (REAL)v_rest_d, v_reset = (REAL)v_reset_d;
-    const REAL c1 = (REAL)c1_d, c2 = (REAL)c2_d;
-    const int has_rest = v_rest != 0;
+/* reverse_tile with its constants: one case per surrogate and reset mode */
+#define REVERSE_MODES(KIND)                                                                    \
+    switch (mode) {                                                                            \
+    case 0: NAME(reverse_tile)(KIND, RESET_SUBTRACT, 0, REVERSE_ARGS); break;                 \
+    case 1: NAME(reverse_tile)(KIND, RESET_SUBTRACT, 1, REVERSE_ARGS); break;                 \
+    case 2: NAME(reverse_tile)(KIND, RESET_ZERO, 0, REVERSE_ARGS); break;                     \
+    case 3: NAME(reverse_tile)(KIND, RESET_ZERO, 1, REVERSE_ARGS); break;                     \
+    default: NAME(reverse_tile)(KIND, RESET_NONE, 0, REVERSE_ARGS);                           \
+    }
+
+struct NAME(backward_args) {
+    const REAL *x, *v0, *starts;
+    struct NAME(grad) grad_spikes, grad_membrane;
+    const REAL *grad_v_last;
+    REAL *grad_x, *grad_v0, *grad_beta, *grad_v_th;
+    const REAL *beta, *v_th, *jump;
+    REAL v_rest, v_reset, c1, c2;
+    int reset, detach_reset, surrogate;
+    int64_t steps, n, chunk;
+};
+
+static int NAME(backward_range)(const void *args, int64_t i0, int64_t i1) {
+    const struct NAME(backward_args) *p = args;
+    const REAL *x = p->x, *v0 = p->v0, *starts = p->starts;
+    const int64_t steps = p->steps, n = p->n, chunk = p->chunk;
+    const REAL v_rest = p->v_rest, v_reset = p->v_reset, c1 = p->c1, c2 = p->c2;
+    const int reset = p->reset, has_rest = v_rest != 0, surrogate = p->surrogate;
+    const struct NAME(grad) *grad_spikes = &p->grad_spikes, *grad_membrane = &p->grad_membrane;
+    REAL *grad_beta = p->grad_beta, *grad_v_th = p->grad_v_th;
     /* per chunk step: the pre-spike potential h, and (for dL/dbeta) the potential before it */
     REAL *pre = malloc((size_t)chunk * TILE * sizeof(REAL));
     REAL *before = grad_beta ? malloc((size_t)chunk * TILE * sizeof(REAL)) : NULL;
@@ -140,16 +197,19 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
         free(before);
         return -1;
     }
-    REAL v[TILE], delta[TILE], sigma[TILE], dth[TILE];
+    REAL v[TILE], delta[TILE], dth[TILE], gs_buf[TILE], gm_buf[TILE];
     REAL zeros[TILE] = {0}; /* stands in for an absent incoming gradient */
     double acc_beta[TILE], acc_v_th[TILE]; /* sums over time, in double */
     const int64_t chunks = (steps + chunk - 1) / chunk;
-    const int mode = reset == RESET_NONE ? 4 : 2 * reset + (detach_reset != 0);
+    const int mode = reset == RESET_NONE ? 4 : 2 * reset + (p->detach_reset != 0);
+    /* rows a few steps back are prefetched where they lie in place and change with the step */
+    const int64_t gs_ahead = grad_spikes->offsets ? 0 : AHEAD * grad_spikes->step;
+    const int64_t gm_ahead = grad_membrane->offsets ? 0 : AHEAD * grad_membrane->step;
     for (int64_t a = i0; a < i1; a += TILE) {
         const int64_t m = (i1 - a < TILE) ? i1 - a : TILE;
-        const REAL *b = beta + a, *th = v_th + a, *jp = jump + a;
+        const REAL *b = p->beta + a, *th = p->v_th + a, *jp = p->jump + a;
         for (int64_t i = 0; i < m; i++) {
-            delta[i] = grad_v_last ? grad_v_last[a + i] : 0;
+            delta[i] = p->grad_v_last ? p->grad_v_last[a + i] : 0;
             acc_beta[i] = 0;
             acc_v_th[i] = 0;
         }
@@ -169,37 +229,25 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
             }
             for (int64_t t = t1 - 1; t >= t0; t--) {
                 const REAL *ht = pre + (t - t0) * TILE;
-                const REAL *gs = grad_spikes ? grad_spikes + t * gs_step + a : zeros;
-                const REAL *gm = grad_membrane ? grad_membrane + t * gm_step + a : zeros;
-                REAL *gx = grad_x + t * n + a;
+                const REAL *gs = NAME(grad_row)(grad_spikes, t, a, m, gs_buf, zeros);
+                const REAL *gm = NAME(grad_row)(grad_membrane, t, a, m, gm_buf, zeros);
+                REAL *gx = p->grad_x + t * n + a;
                 if (t >= AHEAD) { /* rows a few steps back, which the hardware does not foresee */
-                    if (grad_spikes && gs_step) NAME(prefetch)(gs - AHEAD * gs_step, m);
-                    if (grad_membrane && gm_step) NAME(prefetch)(gm - AHEAD * gm_step, m);
+                    if (gs_ahead) NAME(prefetch)(gs - gs_ahead, m);
+                    if (gm_ahead) NAME(prefetch)(gm - gm_ahead, m);
                 }
                 if (t - t0 < AHEAD && t0 > 0) /* the start of the previous chunk's recompute */
                     NAME(prefetch)(x + (t0 - chunk + (t - t0)) * n + a, m);
+#define REVERSE_ARGS c1, c2, ht, th, jp, b, gs, gm, v_reset, delta, gx, dth, m
                 switch (surrogate) {
-                case SG_ATAN: NAME(sigma_tile)(SG_ATAN, c1, c2, ht, th, sigma, m); break;
-                case SG_FAST_SIGMOID:
-                    NAME(sigma_tile)(SG_FAST_SIGMOID, c1, c2, ht, th, sigma, m);
-                    break;
-                case SG_SIGMOID: NAME(sigma_tile)(SG_SIGMOID, c1, c2, ht, th, sigma, m); break;
-                case SG_TRIANGLE: NAME(sigma_tile)(SG_TRIANGLE, c1, c2, ht, th, sigma, m); break;
-                case SG_RECTANGULAR:
-                    NAME(sigma_tile)(SG_RECTANGULAR, c1, c2, ht, th, sigma, m);
-                    break;
-                default: NAME(sigma_tile)(SG_STRAIGHT_THROUGH, c1, c2, ht, th, sigma, m);
+                case SG_ATAN: REVERSE_MODES(SG_ATAN); break;
+                case SG_FAST_SIGMOID: REVERSE_MODES(SG_FAST_SIGMOID); break;
+                case SG_SIGMOID: REVERSE_MODES(SG_SIGMOID); break;
+                case SG_TRIANGLE: REVERSE_MODES(SG_TRIANGLE); break;
+                case SG_RECTANGULAR: REVERSE_MODES(SG_RECTANGULAR); break;
+                default: REVERSE_MODES(SG_STRAIGHT_THROUGH);
                 }
-#define REVERSE(R, D) \
-    NAME(reverse_tile)(R, D, ht, th, jp, b, sigma, gs, gm, v_reset, delta, gx, dth, m)
-                switch (mode) {
-                case 0: REVERSE(RESET_SUBTRACT, 0); break;
-                case 1: REVERSE(RESET_SUBTRACT, 1); break;
-                case 2: REVERSE(RESET_ZERO, 0); break;
-                case 3: REVERSE(RESET_ZERO, 1); break;
-                default: REVERSE(RESET_NONE, 0);
-                }
-#undef REVERSE
+#undef REVERSE_ARGS
                 if (grad_v_th)
                     for (int64_t i = 0; i < m; i++) acc_v_th[i] += (double)dth[i];
                 if (before) {
@@ -210,7 +258,7 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
             }
         }
         for (int64_t i = 0; i < m; i++) {
-            grad_v0[a + i] = delta[i];
+            p->grad_v0[a + i] = delta[i];
             if (grad_beta) grad_beta[a + i] = (REAL)acc_beta[i];
             if (grad_v_th) grad_v_th[a + i] = (REAL)acc_v_th[i];
         }
@@ -219,3 +267,27 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
     free(before);
     return 0;
 }
+
+/* Reverse the steps over neurons [0, n), in `parts` ranges of `step` neurons. The incoming
+   gradients are (data, step, offsets) triples (see struct grad); grad_v_last may be NULL.
+   grad_beta and grad_v_th (per neuron, summed over time) are NULL when not needed. Writes dL/dI
+   into grad_x and dL/dv0 into grad_v0. Returns 0, or -1 if out of memory. */
+int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const REAL *gs_data,
+                       int64_t gs_step, const int64_t *gs_offsets, const REAL *gm_data,
+                       int64_t gm_step, const int64_t *gm_offsets, const REAL *grad_v_last,
+                       REAL *grad_x, REAL *grad_v0, REAL *grad_beta, REAL *grad_v_th,
+                       const REAL *beta, const REAL *v_th, const REAL *jump, double v_rest,
+                       double v_reset, int reset, int detach_reset, int surrogate, double c1,
+                       double c2, int64_t steps, int64_t n, int64_t chunk, int parts,
+                       int64_t step) {
+    const struct NAME(backward_args) args = {
+        x, v0, starts, {gs_data, gs_step, gs_offsets}, {gm_data, gm_step, gm_offsets},
+        grad_v_last, grad_x, grad_v0, grad_beta, grad_v_th, beta, v_th, jump,
+        (REAL)v_rest, (REAL)v_reset, (REAL)c1, (REAL)c2, reset, detach_reset, surrogate,
+        steps, n, chunk,
+    };
+    struct job job = {NAME(backward_range), &args, n, step, parts, 0};
+    return run(&job);
+}
+
+#undef REVERSE_MODES
