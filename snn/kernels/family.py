@@ -152,29 +152,94 @@ def synaptic_current(c: Tensor, i0: Tensor, alpha: Tensor | float) -> Tensor:
 # The generic neuron.
 
 
-def _step(u, v, i, a, beta, v_th, alpha, g_cur, g_in, rho, adapt, cfg: FamilyConfig):
-    """One step of the generic neuron: ``(s, h, theta, v, i, a)``; the reference's expressions."""
-    c = u if _is_one(g_in) else g_in * u
-    if i is not None:
-        i = alpha * i + c
-        c = i if _is_one(g_cur) else g_cur * i
-    leak = beta * v if cfg.v_rest == 0 else cfg.v_rest + beta * (v - cfg.v_rest)
-    h = leak + c
-    theta = v_th if a is None else v_th + adapt * a
-    s = (h - theta >= 0).to(h.dtype)
-    if cfg.reset == "subtract":
-        v = h - s * (theta - cfg.v_reset)
-    elif cfg.reset == "zero":
-        v = h - s * (h - cfg.v_reset)
-    else:
-        v = h
-    if a is not None:
-        a = rho * a + (1 - rho) * s
-    return s, h, theta, v, i, a
+class _Params(NamedTuple):
+    beta: Tensor | float
+    v_th: Tensor | float
+    alpha: Tensor | float | None
+    g_cur: Tensor | float
+    g_in: Tensor | float
+    rho: Tensor | float | None
+    adapt: Tensor | float | None
+
+
+class _Chunk:
+    """Buffers for ``n`` steps: the states before and after each step (``v[k]`` before step
+    ``k``, ``v[k + 1]`` after), the pre-spike potentials, thresholds and spikes."""
+
+    def __init__(self, n: int, like: Tensor, current: bool, adaptive: bool) -> None:
+        def steps(m: int) -> Tensor:
+            return like.new_empty((m, *like.shape))
+
+        self.v = steps(n + 1)
+        self.i = steps(n + 1) if current else None
+        self.a = steps(n + 1) if adaptive else None
+        self.h = steps(n)
+        self.theta = steps(n) if adaptive else None
+        self.s = steps(n)
+        self.scratch = torch.empty_like(like)  # g_in u, then g_cur i
+        self.drive = torch.empty_like(like)
+
+
+def _as_value(t: Tensor | float | None) -> Tensor | float | None:
+    """A one-element parameter as a Python number (cheaper per op), else as it is; not while
+    torch.compile traces (there ``item()`` would be a data-dependent value)."""
+    if isinstance(t, Tensor) and t.dim() == 0 and not torch.compiler.is_compiling():
+        return t.item()
+    return t
+
+
+def _run_chunk(p: _Params, cfg: FamilyConfig, buf: _Chunk, n: int, u_at, spikes) -> None:
+    """``n`` steps from ``buf.v[0]`` (``buf.i[0]``, ``buf.a[0]``), written into ``buf`` and
+    ``spikes[:n]``; ``u_at(k)`` is step ``k``'s input ``u``. The arithmetic is the reference
+    step's, operation for operation (each product rounded before the sum; where a multiply-add
+    is fused, one factor is a spike, 0 or 1, so the product is exact)."""
+    for k in range(n):
+        u = u_at(k)
+        c = u if _is_one(p.g_in) else torch.mul(u, p.g_in, out=buf.scratch)
+        if buf.i is not None:  # i = alpha i + c
+            c = torch.mul(buf.i[k], p.alpha, out=buf.i[k + 1]).add_(c)
+            if not _is_one(p.g_cur):
+                c = torch.mul(c, p.g_cur, out=buf.drive)
+        h, v = buf.h[k], buf.v[k]
+        if cfg.v_rest == 0:  # h = v_rest + beta (v - v_rest) + c
+            torch.mul(v, p.beta, out=h)
+        else:
+            torch.sub(v, cfg.v_rest, out=h).mul_(p.beta).add_(cfg.v_rest)
+        h.add_(c)
+        theta = p.v_th
+        if buf.a is not None:  # theta = v_th + adapt a
+            theta = torch.mul(buf.a[k], p.adapt, out=buf.theta[k]).add_(p.v_th)
+        s = torch.ge(h, theta, out=spikes[k])  # H(h - theta), H(0) = 1
+        v_next = buf.v[k + 1]
+        if cfg.reset == "subtract":  # h - s (theta - v_reset)
+            jump = theta - cfg.v_reset
+            if isinstance(jump, Tensor):
+                torch.addcmul(h, s, jump, value=-1, out=v_next)
+            else:
+                torch.sub(h, s, alpha=jump, out=v_next)
+        elif cfg.reset == "zero":  # h - s (h - v_reset)
+            torch.addcmul(h, s, h if cfg.v_reset == 0 else h - cfg.v_reset, value=-1, out=v_next)
+        else:
+            v_next.copy_(h)
+        if buf.a is not None:  # a = rho a + (1 - rho) s
+            a = torch.mul(buf.a[k], p.rho, out=buf.a[k + 1])
+            one_minus_rho = 1 - p.rho
+            if isinstance(one_minus_rho, Tensor):
+                a.addcmul_(s, one_minus_rho)
+            else:
+                a.add_(s, alpha=one_minus_rho)
 
 
 def _chunk_steps(numel: int, num_steps: int) -> int:
     return max(1, min(num_steps, CHUNK_ELEMENTS // max(1, numel)))
+
+
+def _start(buf: _Chunk, v, i, a) -> None:
+    buf.v[0].copy_(v)
+    if buf.i is not None:
+        buf.i[0].copy_(i)
+    if buf.a is not None:
+        buf.a[0].copy_(a)
 
 
 class _FusedFamily(torch.autograd.Function):
@@ -183,167 +248,204 @@ class _FusedFamily(torch.autograd.Function):
         ctx, x, v0, i0, a0, s0, beta, v_th, alpha, g_cur, g_in, rho, adapt, weight, cfg, chunk
     ):
         num_steps = x.shape[0]
+        p = _Params(*[_as_value(t) for t in (beta, v_th, alpha, g_cur, g_in, rho, adapt)])
+        current, adaptive = i0 is not None, a0 is not None
         spikes = torch.empty_like(x)
         membrane = torch.empty_like(x) if cfg.record_membrane else x.new_empty(0)
         u_all = torch.empty_like(x) if weight is not None else x
-        starts = []  # (v, i, a) at the start of chunks 1, 2, ...
-        v, i, a, s = v0, i0, a0, s0
-        params = (beta, v_th, alpha, g_cur, g_in, rho, adapt)
-        for t in range(num_steps):
-            if t and t % chunk == 0:
-                starts.append((v, i, a))  # each step makes new tensors: no copy needed
-            u = x[t] if weight is None else torch.add(x[t], s @ weight.T, out=u_all[t])
-            s, _, _, v, i, a = _step(u, v, i, a, *params, cfg)
-            spikes[t] = s
+        bounds = [(t0, min(t0 + chunk, num_steps)) for t0 in range(0, num_steps, chunk)]
+        # the state at the start of chunks 1, 2, ...: all backward needs besides the input
+        starts = [v0.new_empty((len(bounds) - 1, *v0.shape)) if on else None
+                  for on in (True, current, adaptive)]  # fmt: skip
+        buf = _Chunk(min(chunk, num_steps), v0, current, adaptive)
+        _start(buf, v0, i0, a0)
+        product = torch.empty_like(v0) if weight is not None else None
+        s_prev = [s0]
+
+        def u_at_forward(t0):
+            if weight is None:
+                return lambda k: x[t0 + k]
+
+            def u_at(k):  # u_t = x_t + s_{t-1} W^T, kept for backward
+                torch.matmul(s_prev[0], weight.T, out=product)
+                s_prev[0] = spikes[t0 + k]
+                return torch.add(x[t0 + k], product, out=u_all[t0 + k])
+
+            return u_at
+
+        for c, (t0, t1) in enumerate(bounds):
+            n = t1 - t0
+            _run_chunk(p, cfg, buf, n, u_at_forward(t0), spikes[t0:t1])
             if cfg.record_membrane:
-                membrane[t] = v
+                membrane[t0:t1] = buf.v[1 : n + 1]
+            if c + 1 < len(bounds):
+                for store, states in zip(starts, (buf.v, buf.i, buf.a), strict=True):
+                    if store is not None:
+                        store[c].copy_(states[n])
+                _start(buf, buf.v[n], None if buf.i is None else buf.i[n],
+                       None if buf.a is None else buf.a[n])  # fmt: skip
+        n = bounds[-1][1] - bounds[-1][0]
+        empty = x.new_empty(0)
+        v_last = buf.v[n].clone()
+        i_last = buf.i[n].clone() if current else empty
+        a_last = buf.a[n].clone() if adaptive else empty
         ctx.save_for_backward(
-            u_all, spikes if weight is not None else None, v0, i0, a0, s0, weight,
-            *[p if isinstance(p, Tensor) else None for p in params],
+            u_all, spikes if weight is not None else None, v0, i0, a0, s0, weight, *starts,
+            *[t if isinstance(t, Tensor) else None for t in (beta, v_th, alpha, g_cur, g_in, rho,
+                                                             adapt)],
         )  # fmt: skip
-        ctx.starts = starts
-        ctx.floats = [None if isinstance(p, Tensor) else p for p in params]
+        ctx.floats = [None if isinstance(t, Tensor) else t for t in (beta, v_th, alpha, g_cur,
+                                                                    g_in, rho, adapt)]  # fmt: skip
         ctx.cfg, ctx.chunk = cfg, chunk
         ctx.set_materialize_grads(False)
         if not cfg.record_membrane:
             ctx.mark_non_differentiable(membrane)
-        empty = x.new_empty(0)
-        v_last = v.clone() if v is v0 else v
-        i_last = empty if i is None else (i.clone() if i is i0 else i)
-        a_last = empty if a is None else (a.clone() if a is a0 else a)
         return spikes, v_last, i_last, a_last, membrane
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_spikes, grad_v, grad_i, grad_a, grad_membrane):
-        u_all, spikes, v0, i0, a0, s0, weight, *saved = ctx.saved_tensors
-        params = [f if t is None else t for t, f in zip(saved, ctx.floats, strict=True)]
-        beta, v_th, alpha, g_cur, g_in, rho, adapt = params
+        u_all, spikes, v0, i0, a0, s0, weight, starts_v, starts_i, starts_a, *saved = (
+            ctx.saved_tensors
+        )
+        tensors = [f if t is None else t for t, f in zip(saved, ctx.floats, strict=True)]
+        p = _Params(*[_as_value(t) for t in tensors])
         cfg, chunk = ctx.cfg, ctx.chunk
         needs = ctx.needs_input_grad
-        names = ("beta", "v_th", "alpha", "g_cur", "g_in", "rho", "adapt")
+        names = _Params._fields
         need = dict(zip(names, needs[5:12], strict=True))
         current, adaptive = i0 is not None, a0 is not None
         if not cfg.record_membrane:
             grad_membrane = None
         num_steps = u_all.shape[0]
         zeros = torch.zeros_like(v0)
-        dv = zeros if grad_v is None else grad_v
-        di = (zeros if grad_i is None else grad_i) if current else None
-        da = (zeros if grad_a is None else grad_a) if adaptive else None
-        one_minus_rho = 1 - rho if adaptive else None
-        sums = {name: zeros for name, on in need.items() if on}
+        dv = zeros.clone() if grad_v is None else grad_v.clone()
+        di = (zeros.clone() if grad_i is None else grad_i.clone()) if current else None
+        da = (zeros.clone() if grad_a is None else grad_a.clone()) if adaptive else None
+        sums = {name: torch.zeros_like(v0) for name, on in need.items() if on}
         grad_x = torch.empty_like(u_all)
-        grad_rec = None  # dL/ds_t through the recurrent weight, from step t + 1
+        grad_rec = torch.zeros_like(v0) if weight is not None else None  # dL/ds_t via W
+        n_max = min(chunk, num_steps)
+        buf = _Chunk(n_max, v0, current, adaptive)
+        g_buf = torch.empty_like(v0)
+        plain = not current and _is_one(p.g_in)  # then dL/dh_t is dL/dx_t: write it there
+        grad_h_buf = None if plain else v0.new_empty((n_max, *v0.shape))
+        need_theta = adaptive or need["v_th"]
+        grad_theta = v0.new_empty((n_max, *v0.shape)) if need_theta else None
+        delta_a = v0.new_empty((n_max + 1, *v0.shape)) if adaptive else None
+        delta_i = v0.new_empty((n_max, *v0.shape)) if current else None
+        one_minus_rho = 1 - p.rho if adaptive else None
 
         bounds = [(t0, min(t0 + chunk, num_steps)) for t0 in range(0, num_steps, chunk)]
         for c in range(len(bounds) - 1, -1, -1):
             t0, t1 = bounds[c]
-            v, i, a = (v0, i0, a0) if c == 0 else ctx.starts[c - 1]
-            rec = {k: [] for k in ("v", "i", "a", "h", "theta", "s", "i_new")}
-            for t in range(t0, t1):  # recompute exactly as the forward did
-                rec["v"].append(v)
-                rec["i"].append(i)
-                rec["a"].append(a)
-                s, h, theta, v, i, a = _step(u_all[t], v, i, a, *params, cfg)
-                rec["h"].append(h)
-                rec["theta"].append(theta)
-                rec["s"].append(s)
-                rec["i_new"].append(i)
-            h = torch.stack(rec["h"])
-            s = torch.stack(rec["s"])
-            theta = torch.stack(rec["theta"]) if adaptive else v_th
-            sigma = cfg.surrogate.derivative(h - theta).expand_as(h)
-            # the reset factors of the chunk's steps at once (None: identity or zero)
-            dv_dh = dv_ds = dv_dtheta = None
-            if cfg.reset == "subtract":
-                dv_ds = None if cfg.detach_reset else -(theta - cfg.v_reset)
-                dv_dtheta = -s
+            n = t1 - t0
+            if c == 0:
+                _start(buf, v0, i0, a0)
+            else:
+                _start(buf, starts_v[c - 1], None if i0 is None else starts_i[c - 1],
+                       None if a0 is None else starts_a[c - 1])  # fmt: skip
+            _run_chunk(p, cfg, buf, n, lambda k, t0=t0: u_all[t0 + k], buf.s)
+            h, s = buf.h[:n], buf.s[:n]
+            theta = buf.theta[:n] if adaptive else p.v_th
+            sigma = cfg.surrogate.derivative(h - theta)
+            if sigma.shape != h.shape:
+                sigma = sigma.expand_as(h)
+            # the reset factors of the chunk's steps at once (None: 1 for dv/dh, 0 otherwise)
+            dv_dh = dv_ds = None
+            if cfg.reset == "subtract" and not cfg.detach_reset:
+                dv_ds = torch.zeros_like(h).sub_(theta).add_(cfg.v_reset)  # -(theta - v_reset)
             elif cfg.reset == "zero":
                 dv_dh = 1 - s
-                dv_ds = None if cfg.detach_reset else -(h - cfg.v_reset)
-            if dv_ds is not None:  # a float when the threshold is one
-                dv_ds = torch.as_tensor(dv_ds, dtype=h.dtype, device=h.device).expand_as(h)
-            n = t1 - t0
-            grad_h = torch.empty_like(h)
-            grad_theta = torch.empty_like(h) if (adaptive or need["v_th"]) else None
-            delta_a = torch.empty_like(h) if adaptive else None
-            delta_i = torch.empty_like(h) if current else None
+                if not cfg.detach_reset:
+                    dv_ds = -(h - cfg.v_reset)
+            grad_h = grad_x[t0:t1] if plain else grad_h_buf[:n]
+            if adaptive:
+                delta_a[n].copy_(da)  # delta_a[k + 1] holds dL/da_t of step k
             for k in range(n - 1, -1, -1):
                 t = t0 + k
                 if grad_membrane is not None:
-                    dv = dv + grad_membrane[t]
-                g = grad_spikes[t] if grad_spikes is not None else None
+                    dv.add_(grad_membrane[t])
+                # G = dL/ds_t in all (output, recurrent, adaptation, reset), times sigma
+                g = g_buf.copy_(grad_spikes[t]) if grad_spikes is not None else g_buf.zero_()
                 if grad_rec is not None:
-                    g = grad_rec if g is None else g + grad_rec
+                    g.add_(grad_rec)
                 if adaptive:
-                    delta_a[k] = da
-                    term = one_minus_rho * da
-                    g = term if g is None else g + term
+                    if isinstance(one_minus_rho, Tensor):
+                        g.addcmul_(delta_a[k + 1], one_minus_rho)
+                    else:
+                        g.add_(delta_a[k + 1], alpha=one_minus_rho)
                 if dv_ds is not None:
-                    term = dv * dv_ds[k]
-                    g = term if g is None else g + term
-                gh = dv if dv_dh is None else dv * dv_dh[k]
-                if g is not None:
-                    gs = g * sigma[k]
-                    gh = gh + gs
-                grad_h[k] = gh
-                if grad_theta is not None:
-                    gt = zeros if g is None else -gs
-                    if dv_dtheta is not None:
-                        gt = gt + dv * dv_dtheta[k]
-                    grad_theta[k] = gt
-                dv = gh * beta
-                if current:
-                    di = di + (gh if _is_one(g_cur) else g_cur * gh)
-                    delta_i[k] = di
-                    gc = di
-                    di = di * alpha
+                    g.addcmul_(dv, dv_ds[k])
+                g.mul_(sigma[k])
+                gh = grad_h[k]  # dL/dh = dv dv/dh + G sigma
+                if dv_dh is None:
+                    torch.add(g, dv, out=gh)
                 else:
-                    gc = gh
-                gu = gc if _is_one(g_in) else g_in * gc
-                grad_x[t] = gu
-                if adaptive:
-                    da = da * rho + adapt * grad_theta[k]
+                    torch.addcmul(g, dv, dv_dh[k], out=gh)
+                if need_theta:  # dL/dtheta = -G sigma + dv dv/dtheta
+                    if cfg.reset == "subtract":
+                        torch.addcmul(g, dv, s[k], out=grad_theta[k]).neg_()
+                    else:
+                        torch.neg(g, out=grad_theta[k])
+                torch.mul(gh, p.beta, out=dv)  # dL/dv_{t-1}
+                gc = gh
+                if current:  # delta^i_t = g_cur dL/dh + alpha delta^i_{t+1}
+                    gc = delta_i[k]
+                    if _is_one(p.g_cur):
+                        torch.add(di, gh, out=gc)
+                    else:
+                        torch.addcmul(di, gh, torch.as_tensor(p.g_cur).to(gh), out=gc)
+                    torch.mul(gc, p.alpha, out=di)
+                if not plain:
+                    if _is_one(p.g_in):
+                        grad_x[t].copy_(gc)
+                    else:
+                        torch.mul(gc, p.g_in, out=grad_x[t])
+                if adaptive:  # dL/da_{t-1} = rho delta^a_t + adapt dL/dtheta_t
+                    torch.mul(delta_a[k + 1], p.rho, out=delta_a[k])
+                    if isinstance(p.adapt, Tensor):
+                        delta_a[k].addcmul_(p.adapt, grad_theta[k])
+                    else:
+                        delta_a[k].add_(grad_theta[k], alpha=p.adapt)
                 if weight is not None:
-                    grad_rec = gu @ weight
+                    torch.matmul(grad_x[t], weight, out=grad_rec)
+            if adaptive:
+                da.copy_(delta_a[0])
             # the parameters' terms of the whole chunk, summed over its steps
-            chunk_sl = slice(t0, t1)
             if need["beta"]:
-                before = torch.stack(rec["v"])
-                sums["beta"] = sums["beta"] + (grad_h * (before - cfg.v_rest)).sum(0)
+                before = buf.v[:n] if cfg.v_rest == 0 else buf.v[:n] - cfg.v_rest
+                sums["beta"] += (grad_h * before).sum(0)
             if need["v_th"]:
-                sums["v_th"] = sums["v_th"] + grad_theta.sum(0)
+                sums["v_th"] += grad_theta[:n].sum(0)
             if current and need["alpha"]:
-                sums["alpha"] = sums["alpha"] + (delta_i * torch.stack(rec["i"])).sum(0)
+                sums["alpha"] += (delta_i[:n] * buf.i[:n]).sum(0)
             if current and need["g_cur"]:
-                sums["g_cur"] = sums["g_cur"] + (grad_h * torch.stack(rec["i_new"])).sum(0)
+                sums["g_cur"] += (grad_h * buf.i[1 : n + 1]).sum(0)
             if need["g_in"]:
-                dc = delta_i if current else grad_h
-                sums["g_in"] = sums["g_in"] + (dc * u_all[chunk_sl]).sum(0)
+                dc = delta_i[:n] if current else grad_h
+                sums["g_in"] += (dc * u_all[t0:t1]).sum(0)
             if adaptive and need["adapt"]:
-                before = torch.stack(rec["a"])
-                sums["adapt"] = sums["adapt"] + (grad_theta * before).sum(0)
+                sums["adapt"] += (grad_theta[:n] * buf.a[:n]).sum(0)
             if adaptive and need["rho"]:
-                before = torch.stack(rec["a"])
-                sums["rho"] = sums["rho"] + (delta_a * (before - s)).sum(0)
+                sums["rho"] += (delta_a[1 : n + 1] * (buf.a[:n] - s)).sum(0)
 
         grad_weight = None
         if weight is not None and needs[12]:
             n = weight.shape[0]
             # dW = sum_t (dL/du_t)^T s_{t-1}: one product over all steps (and s_0 for t = 1)
             grad_weight = grad_x[1:].reshape(-1, n).T @ spikes[:-1].reshape(-1, n)
-            grad_weight = grad_weight + grad_x[0].reshape(-1, n).T @ s0.reshape(-1, n)
+            grad_weight += grad_x[0].reshape(-1, n).T @ s0.reshape(-1, n)
         grads = [
-            sums[name].sum_to_size(p.shape) if name in sums else None
-            for name, p in zip(need, params, strict=True)
+            sums[name].sum_to_size(t.shape) if name in sums else None
+            for name, t in zip(names, tensors, strict=True)
         ]
         return (
             grad_x,
             dv if needs[1] else None,
             di if current and needs[2] else None,
             da if adaptive and needs[3] else None,
-            grad_rec if s0 is not None and needs[4] else None,
+            grad_rec if weight is not None and needs[4] else None,
             *grads,
             grad_weight,
             None,
