@@ -85,7 +85,7 @@ from snn.surrogate import Surrogate
 
 __all__ = ["FamilyConfig", "synaptic_current", "fused_family_sequence"]
 
-# the backward recomputes and vectorizes chunks of about this many elements (4 MB in float32)
+# at most this many elements per chunk buffer (4 MB in float32); see _chunk_steps
 CHUNK_ELEMENTS = 1 << 20
 
 
@@ -231,7 +231,10 @@ def _run_chunk(p: _Params, cfg: FamilyConfig, buf: _Chunk, n: int, u_at, spikes)
 
 
 def _chunk_steps(numel: int, num_steps: int) -> int:
-    return max(1, min(num_steps, CHUNK_ELEMENTS // max(1, numel)))
+    """About sqrt(T) steps: the saved chunk starts (T / K states) and backward's buffers (about
+    twelve of K steps) then cost about the same, far below one [T, ...] tensor each; at most
+    CHUNK_ELEMENTS elements per buffer."""
+    return max(1, min(num_steps, round(num_steps**0.5), CHUNK_ELEMENTS // max(1, numel)))
 
 
 def _start(buf: _Chunk, v, i, a) -> None:
