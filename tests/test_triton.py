@@ -250,3 +250,54 @@ def test_a_missing_triton_is_named():
 
 def test_triton_is_a_backend():
     assert "triton" in snn.functional.BACKENDS
+
+
+def _alif(backend_or_kernel, reset, detach, surrogate):
+    """The ALIF from (v0, a0) with per-neuron learnable beta, v_th, rho and adapt."""
+    from snn.family_functional import ALIFParameters, ALIFState, alif_sequence
+
+    def run(x, v0, a0, beta, v_th, rho, adapt):
+        if backend_or_kernel == "kernel":
+            from snn.kernels import triton_lif
+
+            return triton_lif.alif_sequence(
+                x, v0, a0, beta, v_th, rho, adapt, 0.1, -0.2, reset, detach, surrogate, True
+            )
+        lif = LIFParameters(
+            beta=beta, v_th=v_th, v_rest=0.1, v_reset=-0.2, reset=reset, detach_reset=detach,
+            surrogate=surrogate,
+        )  # fmt: skip
+        p = ALIFParameters(lif=lif, rho=rho, adapt=adapt)
+        out = alif_sequence(x, ALIFState(v0, a0), p, record_membrane=True, backend="reference")
+        return out.spikes, out.state.v, out.state.a, out.membrane
+
+    return run
+
+
+@runs_kernels
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_alif_matches_the_reference_loop(reset, detach):
+    """The ALIF kernels against snn.family_functional's reference loop: bitwise spikes and
+    states, gradients for the input, both states and the four per-neuron parameters."""
+    g = torch.Generator().manual_seed(6)
+    x, v0, beta, v_th, w_spikes, w_membrane = _inputs(seed=6)
+    a0 = (0.3 * torch.rand(BATCH, NEURONS, generator=g)).to(DEVICE)
+    rho = (0.7 + 0.25 * torch.rand(NEURONS, generator=g)).to(DEVICE)
+    adapt = (0.5 + torch.rand(NEURONS, generator=g)).to(DEVICE)
+
+    def grads(run):
+        leaves = [t.clone().requires_grad_() for t in (x, v0, a0, beta, v_th, rho, adapt)]
+        spikes, v_last, a_last, membrane = run(*leaves)
+        loss = (spikes * w_spikes).sum() + 0.3 * (membrane * w_membrane).sum()
+        (loss + v_last.sum() + 0.5 * a_last.sum()).backward()
+        return (spikes, v_last, a_last, membrane), [t.grad for t in leaves]
+
+    surrogate = sg.Sigmoid() if detach else sg.ATan()
+    (got, got_grads) = grads(_alif("kernel", reset, detach, surrogate))
+    (want, want_grads) = grads(_alif("reference", reset, detach, surrogate))
+    for name, a, b in zip(("spikes", "v", "a", "membrane"), got, want, strict=True):
+        assert torch.equal(a, b), f"{name} differ at {int((a != b).sum())} places"
+    names = ("x", "v0", "a0", "beta", "v_th", "rho", "adapt")
+    for name, a, b in zip(names, got_grads, want_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
