@@ -301,3 +301,70 @@ def test_alif_matches_the_reference_loop(reset, detach):
     names = ("x", "v0", "a0", "beta", "v_th", "rho", "adapt")
     for name, a, b in zip(names, got_grads, want_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@needs_triton
+@pytest.mark.skipif(INTERPRETED, reason="compiles for the GPU: not under the interpreter")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_kernels_compile_for_a_gpu_without_fused_multiply_adds(monkeypatch, dtype):
+    """Every kernel, with the arguments the LIF and ALIF nodes pass (one neuron: Triton makes an
+    integer 1 a constant unless told not to), compiles for sm_90 on this machine (Triton's
+    compiler and ptxas need no GPU), and its PTX has no fused multiply-add; with
+    enable_fp_fusion on, the same forward kernel has some (so the check can fail). The
+    surrogates here call no library function: libdevice's float64 exp, which the sigmoid's
+    backward calls, is written with fused multiply-adds of its own."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.jit import mangle_type
+
+    from snn.kernels import triton_lif
+
+    calls = []
+
+    class Recorder:  # stands in for a kernel: keeps the launch's arguments, runs nothing
+        def __init__(self, kernel):
+            self.kernel = kernel
+
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: calls.append((self.kernel, args, kwargs))
+
+    names = ("_forward_kernel", "_backward_kernel", "_alif_forward_kernel", "_alif_backward_kernel")
+    for name in names:
+        monkeypatch.setattr(triton_lif, name, Recorder(getattr(triton_lif, name)))
+
+    def ptx(kernel, args, kwargs, **override):
+        kwargs = {**kwargs, **override}
+        options = {key: kwargs.pop(key) for key in ("num_warps", "enable_fp_fusion")}
+        values = [*args, *[kwargs[p.name] for p in kernel.params[len(args) :]]]
+        signature, constants = {}, {}
+        for i, (param, value) in enumerate(zip(kernel.params, values, strict=True)):
+            kind = (
+                "constexpr"
+                if param.is_constexpr
+                else mangle_type(value, not param.do_not_specialize)
+            )
+            signature[param.name] = kind
+            if kind == "constexpr":
+                constants[(i,)] = value
+        source = ASTSource(fn=kernel, signature=signature, constexprs=constants)
+        return triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options).asm["ptx"]
+
+    def leaf(*shape):
+        return torch.full(shape, 0.5, dtype=dtype, requires_grad=True)
+
+    x, v0, a0, beta = leaf(3, 1, 1), leaf(1, 1), leaf(1, 1), leaf(1)
+    s, v, m = triton_lif._TritonLIF.apply(
+        x, v0, beta, leaf(), 0.1, 0.0, "subtract", False, sg.ATan(), True, 2
+    )
+    (s.sum() + v.sum() + m.sum()).backward()
+    s, v, a, m = triton_lif._TritonALIF.apply(
+        x, v0, a0, beta, 1.0, 0.9, leaf(1), 0.0, 0.0, "zero", False, sg.Triangle(), True, 2
+    )
+    (s.sum() + v.sum() + a.sum() + m.sum()).backward()
+    assert [kernel.__name__ for kernel, _, _ in calls] == list(names)
+    for kernel, args, kwargs in calls:
+        code = ptx(kernel, args, kwargs)
+        assert "fma.rn" not in code and "mad.rn" not in code, kernel.__name__
+    kernel, args, kwargs = calls[0]
+    assert "fma.rn" in ptx(kernel, args, kwargs, enable_fp_fusion=True)

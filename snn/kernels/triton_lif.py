@@ -23,8 +23,10 @@ table) and the native C kernel's (``csrc/lif_kernel.h``): each Triton program ta
 rounded before the input is added. Triton's compiler contracts a multiply followed by an add
 into one fused multiply-add by default (its ``enable_fp_fusion`` option: LLVM's contraction and
 ``ptxas --fmad``), which would round once instead of twice; both kernels are launched with
-``enable_fp_fusion=False``, so each ``*`` and ``+`` is its own correctly rounded operation. The
-interpreter (``TRITON_INTERPRET=1``) evaluates each operation with numpy and never fuses.
+``enable_fp_fusion=False``, so each ``*`` and ``+`` is its own correctly rounded operation
+(tests/test_triton.py compiles every kernel for sm_90 on the CPU and finds no ``fma`` in the
+PTX; with the option on, the forward has eight). The interpreter (``TRITON_INTERPRET=1``)
+evaluates each operation with numpy and never fuses.
 
 **Types.** float32 and float64 compute in their own type. bfloat16 computes in float32 and
 rounds to bfloat16 after every operation of the recurrence (as PyTorch's bfloat16 operations
@@ -91,6 +93,10 @@ def unavailable_reason(x: Tensor, surrogate: sg.Surrogate) -> str | None:
     return None
 
 
+# Triton compiles an integer argument equal to 1 as a constant (and others by divisibility):
+# the sizes are plain runtime integers (n.to(tl.int64) needs a tensor, even for one neuron)
+_SIZES = ("n", "steps", "chunk", "gs_step", "gm_step")
+
 if triton is not None:
 
     @triton.jit
@@ -142,7 +148,7 @@ if triton is not None:
             r = 0 * u + 1
         return r
 
-    @triton.jit
+    @triton.jit(do_not_specialize=_SIZES)
     def _forward_kernel(
         x_ptr, v0_ptr, beta_ptr, v_th_ptr, jump_ptr, consts_ptr,
         spikes_ptr, membrane_ptr, starts_ptr, v_last_ptr,
@@ -174,7 +180,7 @@ if triton is not None:
                 tl.store(membrane_ptr + row + offs, v.to(store_type), mask=mask)
         tl.store(v_last_ptr + offs, v.to(store_type), mask=mask)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=_SIZES)
     def _backward_kernel(
         x_ptr, starts_ptr, gs_ptr, gs_step, gm_ptr, gm_step, gv_last_ptr,
         gx_ptr, gv0_ptr, gbeta_ptr, gv_th_ptr,
@@ -450,7 +456,7 @@ if triton is not None:
         # s is 0 or 1: s * (1 - rho) is exact
         return _round(_round(rho * a, ROUND_BF16) + s * one_minus_rho, ROUND_BF16)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=_SIZES)
     def _alif_forward_kernel(
         x_ptr, v0_ptr, a0_ptr, beta_ptr, v_th_ptr, rho_ptr, omr_ptr, adapt_ptr, consts_ptr,
         spikes_ptr, membrane_ptr, starts_v_ptr, starts_a_ptr, v_last_ptr, a_last_ptr,
@@ -488,7 +494,7 @@ if triton is not None:
         tl.store(v_last_ptr + offs, v.to(store_type), mask=mask)
         tl.store(a_last_ptr + offs, a.to(store_type), mask=mask)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=_SIZES)
     def _alif_backward_kernel(
         x_ptr, starts_v_ptr, starts_a_ptr, scratch_ptr,
         gs_ptr, gs_step, gm_ptr, gm_step, gv_last_ptr, ga_last_ptr,
