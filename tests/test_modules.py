@@ -88,30 +88,40 @@ def test_module_moves_with_to():
         assert lif(torch.rand(3, 2, 4, device="cuda", dtype=torch.float64)).is_cuda
 
 
-def test_pickle_and_torch_save_round_trip(tmp_path):
-    model = nn.Sequential(
+def round_trip_model() -> nn.Sequential:
+    # both spiking layers fire: one input spike lifts the physical layer by r (1 - beta) = 16 mV,
+    # from -65 mV past its -50 mV threshold
+    return nn.Sequential(
         snn.FoldTime(nn.Linear(4, 4)),
         snn.LIF(beta=0.7, surrogate=snn.surrogate.FastSigmoid(slope=10.0), learn_threshold=True),
-        snn.LIF.physical(tau=10.0, dt=1.0, v_rest=-65.0, v_reset=-70.0, v_th=-50.0, r=10.0),
+        snn.LIF.physical(tau=10.0, dt=1.0, v_rest=-65.0, v_reset=-70.0, v_th=-50.0, r=160.0),
     )
-    x = torch.rand(6, 2, 4) * 3
+
+
+def test_pickle_and_torch_save_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = round_trip_model()
+    x = torch.rand(6, 2, 4) * 1.2
+    with torch.no_grad():
+        model[0].module.weight.copy_(torch.eye(4) + 0.1)
+    hidden = model[:2](x)
+    out = model(x)
+    for spikes in (hidden, out):  # the round trips compare layers that fire
+        assert 0.05 < float(spikes.detach().mean()) < 0.8
     path = tmp_path / "model.pt"
     torch.save(model, path)
     loaded = torch.load(path, weights_only=False)
-    assert torch.equal(loaded(x), model(x))
+    assert torch.equal(loaded(x), out)
     assert repr(loaded) == repr(model)
     clone = pickle.loads(pickle.dumps(model))
-    assert torch.equal(clone(x), model(x))
+    assert torch.equal(clone(x), out)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)
-    fresh = nn.Sequential(
-        snn.FoldTime(nn.Linear(4, 4)),
-        snn.LIF(beta=0.7, surrogate=snn.surrogate.FastSigmoid(slope=10.0), learn_threshold=True),
-        snn.LIF.physical(tau=10.0, dt=1.0, v_rest=-65.0, v_reset=-70.0, v_th=-50.0, r=10.0),
-    )
+    fresh = round_trip_model()
     fresh.load_state_dict(torch.load(buffer))
-    assert torch.equal(fresh(x), model(x))
+    assert torch.equal(fresh(x), out)
+    assert torch.equal(fresh[:2](x), hidden)
 
 
 def test_surrogates_pickle_and_compare_by_value():
