@@ -477,3 +477,22 @@ def test_snn_imports_without_nir():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install nir" in out.stdout
+
+
+def test_subtract_reset_zero_exports_a_reset_to_v_reset(tmp_path):
+    torch.manual_seed(5)
+
+    def net(reset: str) -> nn.Sequential:
+        torch.manual_seed(5)
+        return nn.Sequential(nn.Linear(8, 6), snn.LIF(beta=0.8, threshold=0.6, reset=reset))
+
+    model, zero_model = net("subtract"), net("zero")
+    x = torch.rand(30, 3, 8) * 2
+    graph = write_and_read(snn.export_nir(model, x, subtract_reset="zero"), tmp_path)
+    again = snn.import_nir(graph)
+    assert again[1].reset == "zero"
+    with torch.no_grad():
+        spikes, zero_spikes, original = again(x), zero_model(x), model(x)
+    assert 0.05 < float(original.mean()) < 0.8
+    assert torch.equal(spikes, zero_spikes)  # the layer now resets to v_reset, for everyone
+    assert not torch.equal(spikes, original)  # which changes the model
