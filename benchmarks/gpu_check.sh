@@ -46,7 +46,7 @@ python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_triton.py 
 
 elapsed "2. Open Neuromorphic shape"
 mkdir -p runs
-python "$here/gpu_speed.py" --check --json runs/gpu_speed.json || status=1
+python "$here/gpu_speed.py" --check --blocks 256,512,1024 --json runs/gpu_speed.json || status=1
 
 elapsed "3. mnist_cnn, GPU width"
 python "$here/mnist.py" mnist_cnn --out-dir runs/gpu_mnist \

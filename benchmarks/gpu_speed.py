@@ -39,12 +39,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 BATCH, STEPS = 16, 500
 NEURONS = (4096, 16384)
 BETA, TAU = 0.9, 10.0  # the same decay: SpikingJelly's 1 - 1/tau with decay_input=False
+_default_block: list[int] = []  # the kernels' own BLOCK, kept before a row changes it
 
 
-def snn_layer(backend: str) -> Callable[[int], torch.nn.Module]:
+def snn_layer(backend: str, block: int | None = None) -> Callable[[int], torch.nn.Module]:
+    """snn's LIF; ``block`` sets the Triton kernels' neurons per program (default: the
+    module's ``BLOCK``)."""
+
     def build(n: int) -> torch.nn.Module:
         import snn
+        from snn.kernels import triton_lif
 
+        if not _default_block:
+            _default_block.append(triton_lif.BLOCK)
+        triton_lif.BLOCK = block or _default_block[0]
         return snn.LIF(beta=BETA, backend=backend)
 
     return build
@@ -172,7 +180,16 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: checks the script")
+    ap.add_argument(
+        "--blocks",
+        default="",
+        metavar="B1,B2",
+        help="also time snn fused with these Triton block sizes (neurons per program)",
+    )
     args = ap.parse_args()
+    rows = list(ROWS)
+    for k, block in enumerate(int(b) for b in args.blocks.split(",") if b.strip()):
+        rows.insert(1 + k, (f"snn fused block {block}", snn_layer("fused", block)))
     if args.dry_run:
         device, sizes, steps, batch, iters = torch.device("cpu"), (64, 96), 10, 2, 1
     else:
@@ -186,7 +203,7 @@ def main() -> int:
     results = []
     for n in sizes:
         for bf16 in (False, True):
-            for row, build in ROWS:
+            for row, build in rows:
                 record = {"row": row, "neurons": n, "bf16": bf16}
                 try:
                     record |= measure(build, n, steps, batch, bf16, iters, device)

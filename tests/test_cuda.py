@@ -191,3 +191,12 @@ def test_family_on_cuda_matches_the_reference_loop(neuron):
         results.append((out.spikes, leaf.grad))
     assert torch.equal(results[0][0], results[1][0])
     torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second GPU")
+def test_the_kernels_run_on_the_inputs_device():
+    """Triton launches on the current device; the node switches to the input's (cuda:1)."""
+    x = torch.rand(20, 4, 300, device="cuda:1", requires_grad=True)
+    fused = lif_sequence(x, None, LIFParameters(beta=0.9), backend="fused").spikes
+    reference = lif_sequence(x, None, LIFParameters(beta=0.9), backend="reference").spikes
+    assert fused.device == x.device and torch.equal(fused, reference)

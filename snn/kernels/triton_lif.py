@@ -43,6 +43,7 @@ why it cannot run, or ``None``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -67,8 +68,10 @@ __all__ = [
 
 # whether the kernels below were decorated for Triton's CPU interpreter
 INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
-# neurons per program and warps per program; steps between saved potentials
-BLOCK = 512
+# neurons per program and warps per program (one neuron per thread: the time loop is
+# sequential, so a GPU is kept busy by many neurons in flight; unmeasured, and
+# benchmarks/gpu_speed.py --blocks times others); steps between saved potentials
+BLOCK = 128
 NUM_WARPS = 4
 CHUNK_STEPS = 32
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
@@ -283,8 +286,11 @@ def _launch_options(dtype: torch.dtype) -> dict:
     )
 
 
-def _grid(n: int) -> tuple[int]:
-    return (triton.cdiv(n, BLOCK),)
+def _launch(kernel, n: int, device: torch.device, *args, **kwargs) -> None:
+    """Run ``kernel`` over ``n`` neurons on ``device``: Triton launches on the current CUDA
+    device, which need not be the tensors' (a model on cuda:1)."""
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        kernel[(triton.cdiv(n, BLOCK),)](*args, **kwargs)
 
 
 def _per_neuron(p: Tensor, like: Tensor) -> Tensor:
@@ -337,7 +343,8 @@ class _TritonLIF(torch.autograd.Function):
         starts = v0.new_empty((triton.cdiv(steps, chunk), *v0.shape))  # row 0 is v0
         v_last = torch.empty_like(v0)
         if n:
-            _forward_kernel[_grid(n)](
+            _launch(
+                _forward_kernel, n, current.device,
                 current, v0, *params, consts, spikes, membrane if record_membrane else spikes,
                 starts, v_last, n, steps, chunk, RESET=_RESETS[reset], RECORD=record_membrane,
                 HAS_REST=v_rest != 0, **_launch_options(current.dtype),
@@ -368,7 +375,8 @@ class _TritonLIF(torch.autograd.Function):
         grad_beta = torch.empty_like(per_neuron) if need_beta else None
         grad_v_th = torch.empty_like(per_neuron) if need_v_th else None
         if n:
-            _backward_kernel[_grid(n)](
+            _launch(
+                _backward_kernel, n, current.device,
                 current, starts, current if gs is None else gs, gs_step,
                 current if gm is None else gm, gm_step,
                 current if grad_v_last is None else grad_v_last, grad_current, grad_v0,
@@ -626,7 +634,8 @@ class _TritonALIF(torch.autograd.Function):
         starts_a = torch.empty_like(starts_v)
         v_last, a_last = torch.empty_like(v0), torch.empty_like(v0)
         if n:
-            _alif_forward_kernel[_grid(n)](
+            _launch(
+                _alif_forward_kernel, n, current.device,
                 current, v0, a0, *params, consts, spikes,
                 membrane if record_membrane else spikes, starts_v, starts_a, v_last, a_last,
                 n, steps, chunk, RESET=_RESETS[reset], RECORD=record_membrane,
@@ -659,7 +668,8 @@ class _TritonALIF(torch.autograd.Function):
                 for _ in range(4)]  # fmt: skip
         scratch = current.new_empty((min(chunk, steps), *params[0].shape))
         if n:
-            _alif_backward_kernel[_grid(n)](
+            _launch(
+                _alif_backward_kernel, n, current.device,
                 current, starts_v, starts_a, scratch, current if gs is None else gs, gs_step,
                 current if gm is None else gm, gm_step,
                 *[current if g is None else g for g in last], grad_current, grad_v0, grad_a0,
