@@ -1,7 +1,9 @@
-"""Train a spiking classifier on MNIST, its images encoded into Poisson or latency spikes.
+"""Train a spiking classifier: on MNIST (its images encoded into Poisson or latency spikes) by
+default, or on any ``data.dataset`` (sequential MNIST, Fashion-MNIST, N-MNIST, SHD).
 
     python train.py                                   # the default config, configs/mnist_mlp.yaml
     python train.py configs/mnist_cnn.yaml optim.lr=5e-4 train.epochs=20
+    python train.py configs/smnist_alif.yaml          # sequential MNIST, an adaptive recurrent SNN
     python train.py --resume runs/mnist_mlp-20250101-120000      # continue from its last.pt
     python train.py --eval runs/mnist_mlp-20250101-120000/best.pt  # accuracy on the 10k test set
     torchrun --standalone --nproc_per_node=2 train.py configs/smoke.yaml   # data-parallel
@@ -33,7 +35,7 @@ from snn.training.config import (
     load_config,
     save_config,
 )
-from snn.training.data import MNISTSplits, epoch_order, load_data, num_batches
+from snn.training.data import Splits, epoch_order, load_data, num_batches
 from snn.training.device import autocast, setup_device
 from snn.training.distributed import (
     Dist,
@@ -44,7 +46,7 @@ from snn.training.distributed import (
     per_rank_batch,
     summed,
 )
-from snn.training.encoding import encode, encoding_seed
+from snn.training.encoding import encode, encoding_seed, model_io
 from snn.training.evaluate import evaluate, firing_rate_warnings
 from snn.training.interrupts import EXIT_CODES, Interrupted, StopFlag, exit_code, fault_point
 from snn.training.loss import check_finite, loss_and_scores, readout_for
@@ -57,14 +59,14 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG = ROOT / "configs" / "mnist_mlp.yaml"
 
 
-def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: MNISTSplits) -> int:
+def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: Splits) -> int:
     """Train in ``run_dir`` (continuing from its last.pt if there is one), then test best.pt."""
     is_main = dist.is_main
     metrics = Metrics(run_dir, is_main, cfg.log.tensorboard)
 
     # the model, the optimizer, its schedule and the spike generator
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, readout_for(cfg)).to(device)
+    model = build_model(cfg.model, readout_for(cfg), model_io(cfg)).to(device)
     opt = make_optimizer(cfg, model)
     batch = per_rank_batch(cfg, dist)
     steps_per_epoch = num_batches(len(data.train_labels), batch, dist.world_size)
@@ -112,7 +114,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: MN
                 idx = order[progress.step]
                 x, y = data.train_images[idx], data.train_labels[idx]
                 with autocast(cfg, device):
-                    out = net(encode(x, cfg, gen))  # [T, B, 10]
+                    out = net(encode(x, cfg, gen))  # [T, B, classes]
                 loss, scores = loss_and_scores(out, y, cfg)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -214,11 +216,11 @@ def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: MN
 
 
 def final_report(
-    cfg: Config, run_dir: Path, device: torch.device, data: MNISTSplits, metrics: Metrics
+    cfg: Config, run_dir: Path, device: torch.device, data: Splits, metrics: Metrics
 ) -> None:
     """Test accuracy of best.pt (the model chosen on validation), then the plots."""
     best = load_checkpoint(run_dir / "best.pt", ("model", "epoch"), map_location=device)
-    model = build_model(cfg.model, readout_for(cfg)).to(device)
+    model = build_model(cfg.model, readout_for(cfg), model_io(cfg)).to(device)
     model.load_state_dict(best["model"])
     test = evaluate(model, data.test_images, data.test_labels, cfg, device)
     n = len(data.test_labels)
@@ -246,12 +248,12 @@ def final_report(
 
 
 def run_eval(ckpt: str, overrides: list[str]) -> int:
-    """``--eval``: the accuracy of a checkpoint on all 10k test images."""
+    """``--eval``: the accuracy of a checkpoint on the whole test set (MNIST's: 10k images)."""
     state = load_checkpoint(ckpt, ("model", "config"))
     cfg = config_from_dict(apply_overrides(state["config"], overrides))
     device = setup_device(cfg)
     data = load_data(cfg, device, full_test=True)
-    model = build_model(cfg.model, readout_for(cfg)).to(device)
+    model = build_model(cfg.model, readout_for(cfg), model_io(cfg)).to(device)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
@@ -269,7 +271,7 @@ def run_eval(ckpt: str, overrides: list[str]) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Train a spiking classifier on MNIST (Poisson- or latency-encoded).",
+        description="Train a spiking classifier on MNIST or another data.dataset.",
         epilog="Examples: python train.py | python train.py configs/smoke.yaml train.epochs=2 | "
         "python train.py --resume runs/<dir> | python train.py --eval runs/<dir>/best.pt",
     )
@@ -280,8 +282,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"a config file (default {DEFAULT_CONFIG.relative_to(ROOT)}) and dotted overrides",
     )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from last.pt")
-    p.add_argument("--eval", metavar="CKPT", help="test accuracy of a checkpoint on all 10k images")
-    p.add_argument("--data-root", metavar="DIR", help="MNIST root (holds MNIST/raw/)")
+    p.add_argument("--eval", metavar="CKPT", help="test accuracy of a checkpoint, whole test set")
+    p.add_argument("--data-root", metavar="DIR", help="data root (holds MNIST/raw/, NMNIST/, ...)")
     args = p.parse_intermixed_args(argv)
     args.config, args.overrides = None, []
     for a in args.args:
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = None
         device = setup_device(cfg, dist)
         per_rank_batch(cfg, dist)
-        data = load_data(cfg, device)  # fails here, before a run folder exists, if MNIST is missing
+        data = load_data(cfg, device)  # fails here, before a run folder exists, if data are missing
         init_distributed(dist, device)
         if run_dir is None:
             # rank 0 names the folder (it holds a timestamp) and tells the others

@@ -25,6 +25,36 @@ def test_shipped_configs_validate(name):
     assert cfg.model.kind == ("cnn" if name == "mnist_cnn" else "mlp")
 
 
+# the configs of the other datasets: (name, dataset, model kind, hidden neuron)
+DATASET_CONFIGS = [
+    ("smnist_alif", "smnist", "rsnn", "alif"),
+    ("psmnist_alif", "psmnist", "rsnn", "alif"),
+    ("smnist_smoke", "smnist", "rsnn", "alif"),
+    ("fashion_mnist_cnn", "fashion_mnist", "cnn", "lif"),
+    ("nmnist_cnn", "nmnist", "cnn", "lif"),
+    ("shd_rsnn", "shd", "rsnn", "alif"),
+]
+
+
+@pytest.mark.parametrize("name, dataset, kind, neuron", DATASET_CONFIGS)
+def test_dataset_configs_validate_and_name_their_reference(name, dataset, kind, neuron):
+    path = ROOT / "configs" / f"{name}.yaml"
+    cfg = load_config(path)
+    assert (cfg.name, cfg.data.dataset, cfg.model.kind) == (name, dataset, kind)
+    assert cfg.model.neuron.kind == neuron
+    header = "".join(line for line in path.read_text().splitlines() if line.startswith("#"))
+    if name != "smnist_smoke":
+        assert "measured" in header  # says whether a figure was measured here
+    if name not in ("smnist_smoke", "fashion_mnist_cnn"):
+        assert "%" in header  # the published figure
+
+
+def test_defaults_are_mnist_and_lif():
+    cfg = Config()
+    assert cfg.data.dataset == "mnist" and cfg.encoding.kind == "poisson"
+    assert cfg.model.kind == "mlp" and cfg.model.neuron.kind == "lif"
+
+
 def test_overrides_are_typed():
     cfg = load_config(
         ROOT / "configs" / "smoke.yaml",

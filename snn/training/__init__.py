@@ -1,9 +1,11 @@
-"""The MNIST training application that ``train.py`` runs, one concept per module.
+"""The training application that ``train.py`` runs, one concept per module.
 
 * :mod:`~snn.training.config`: YAML configs and ``key=value`` overrides -> typed dataclasses.
-* :mod:`~snn.training.data`: MNIST, the validation split, the batch order of each epoch.
-* :mod:`~snn.training.encoding`: images -> spikes, and each process's spike generator seed.
-* :mod:`~snn.training.models`: the MLP and CNN classifiers.
+* :mod:`~snn.training.data`: the datasets, the validation split, the batch order of each epoch.
+* :mod:`~snn.training.events`: N-MNIST and SHD through tonic, binned into frames.
+* :mod:`~snn.training.encoding`: samples -> the network's input, and each process's spike
+  generator seed.
+* :mod:`~snn.training.models`: the MLP, CNN and recurrent classifiers.
 * :mod:`~snn.training.loss`: the losses, the readout each reads, the diverged-loss guard.
 * :mod:`~snn.training.optim`: the optimizer and its learning-rate schedule.
 * :mod:`~snn.training.evaluate`: loss, accuracy and firing rates on a split.

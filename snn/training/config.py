@@ -69,10 +69,18 @@ def _choices(*values: str, doc: str = "") -> Any:
 
 @dataclass
 class DataConfig:
-    """Where MNIST lives and how it is split and batched."""
+    """Which dataset, where it lives, and how it is split and batched.
 
-    root: str = "data"  # holds MNIST/raw/; a relative path is taken from the current directory
-    download: bool = True  # let torchvision download MNIST when root holds no copy (needs internet)
+    ``mnist``: images; ``smnist``: the same images read pixel by pixel, 784 steps;
+    ``psmnist``: the same with the pixels in a fixed order drawn from ``permutation_seed``;
+    ``fashion_mnist``: images of clothing (torchvision); ``nmnist``: MNIST recorded by an event
+    camera, 2x34x34; ``shd``: Spiking Heidelberg Digits, spoken digits as spikes of 700 channels,
+    20 classes. The event datasets are read with tonic (``pip install 'snn[neuromorphic]'``)."""
+
+    dataset: str = _choices("mnist", "smnist", "psmnist", "fashion_mnist", "nmnist", "shd")
+    # holds MNIST/raw/ (FashionMNIST/raw/, NMNIST/, SHD/); relative to the current directory
+    root: str = "data"
+    download: bool = True  # let torchvision/tonic download when root holds no copy (internet)
     val_size: int = 5000  # held out of the 60k training images for model selection
     split_seed: int = 0  # which images form the validation split
     train_subset: int | None = None  # use only the first N training-split images (smoke runs)
@@ -80,26 +88,44 @@ class DataConfig:
     test_subset: int | None = None  # final report on N test images; --eval always uses all 10k
     batch_size: int = 128
     eval_batch_size: int = 1000
+    permutation_seed: int = 0  # psmnist: the seed of its fixed pixel order
 
 
 @dataclass
 class EncodingConfig:
-    """How pixel intensities in [0, 1] become spikes.
+    """How a dataset's samples become the network's input ``[T, B, ...]``
+    (:mod:`snn.training.encoding`); each kind belongs to one family of datasets.
 
+    Images (mnist, fashion_mnist), pixel intensities in [0, 1] to spikes ``[T, B, 1, 28, 28]``:
     ``poisson``: rate coding (:func:`snn.encode.poisson`), random, seeded per process.
     ``latency``: one spike per pixel, brighter ones earlier (:func:`snn.encode.latency`,
     linear); a deterministic function of the image, used where runs must match exactly across
-    different numbers of processes (the distributed-training test)."""
+    different numbers of processes (the distributed-training test).
 
-    kind: str = _choices("poisson", "latency")
+    Pixel sequences (smnist, psmnist), always 784 steps (``num_steps`` is not used):
+    ``current``: the intensity enters as an input current, ``[784, B, 1]``.
+    ``crossings``: spikes where the intensity crosses one of ``levels`` thresholds evenly spaced
+    in (0, 1), upward crossings and downward crossings on separate channels, ``[784, B,
+    2 * levels]`` (threshold crossings of each level's indicator, :func:`snn.encode.delta`).
+
+    Events (nmnist, shd), binned into ``num_steps`` frames of event counts when loaded (tonic's
+    ``ToFrame``): ``time_bins``: equal spans of time, over each recording from its first event
+    to its last, or of ``bin_ms`` each from t = 0; ``event_bins``: equal numbers of events."""
+
+    kind: str = _choices("poisson", "latency", "current", "crossings", "time_bins", "event_bins")
     num_steps: int = 25
     gain: float = 1.0  # spike probability per step = clamp(gain * pixel, 0, 1)
+    levels: int = 40  # crossings: thresholds per intensity
+    bin_ms: float | None = None  # time_bins: width of a bin in ms from t = 0; null: span each
 
 
 @dataclass
 class NeuronConfig:
-    """The LIF neurons of the hidden layers (:class:`snn.LIF`)."""
+    """The neurons of the hidden layers: ``lif`` (:class:`snn.LIF`), ``cuba_lif`` (current-based,
+    :class:`snn.CubaLIF`, a synaptic current decaying by ``alpha``) or ``alif`` (an adaptive
+    threshold, :class:`snn.ALIF`: ``v_th + adapt * a``, ``a`` decaying by ``rho``)."""
 
+    kind: str = _choices("lif", "cuba_lif", "alif")
     beta: float = 0.9
     threshold: float = 1.0
     surrogate: str = _choices(
@@ -109,14 +135,22 @@ class NeuronConfig:
     detach_reset: bool = False
     learn_beta: bool = False  # per-neuron beta = sigmoid(w), as in PLIF
     learn_threshold: bool = False
+    alpha: float = 0.8  # cuba_lif: decay of the synaptic current per step
+    rho: float = 0.95  # alif: decay of the adaptation per step
+    adapt: float = 1.8  # alif: threshold increase per unit of adaptation
+    learn_alpha: bool = False  # cuba_lif: per-neuron alpha, learned as beta is
+    learn_rho: bool = False  # alif: per-neuron rho, learned as beta is
+    learn_adapt: bool = False  # alif: per-neuron adapt, learned
 
 
 @dataclass
 class ModelConfig:
-    """The network. ``mlp``: [Linear -> LIF -> dropout] per hidden width, then the readout.
-    ``cnn``: [Conv3x3 -> MaxPool2 -> BatchNorm -> LIF] per channel count, then the MLP head."""
+    """The network. ``mlp``: [Linear -> neuron -> dropout] per hidden width, then the readout.
+    ``cnn``: [Conv3x3 -> MaxPool2 -> BatchNorm -> neuron] per channel count, then the MLP head.
+    ``rsnn``: [Linear -> recurrent neuron (:class:`snn.Recurrent`) -> dropout] per hidden width,
+    then the readout."""
 
-    kind: str = _choices("mlp", "cnn")
+    kind: str = _choices("mlp", "cnn", "rsnn")
     hidden: list[int] = field(default_factory=lambda: [1000])  # fully connected widths
     channels: list[int] = field(default_factory=lambda: [32, 64])  # cnn only
     dropout: float = 0.0  # one mask per sample, shared by all time steps
@@ -212,11 +246,16 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "data.eval_batch_size": _POSITIVE_INT,
     "encoding.num_steps": _POSITIVE_INT,
     "encoding.gain": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    "encoding.levels": (lambda v: 1 <= v <= 255, "an integer in 1..255"),
+    "encoding.bin_ms": (lambda v: 0 < v < math.inf, "a finite number > 0, or null"),
     "model.hidden": (lambda v: len(v) >= 1 and min(v) >= 1, "a non-empty list of widths >= 1"),
     "model.channels": (lambda v: len(v) >= 1 and min(v) >= 1, "a non-empty list of counts >= 1"),
     "model.dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "model.neuron.beta": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "model.neuron.threshold": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    "model.neuron.alpha": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "model.neuron.rho": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "model.neuron.adapt": (lambda v: 0 <= v < math.inf, "a finite number >= 0"),
     "model.readout_beta": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "loss.correct_rate": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "loss.incorrect_rate": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
@@ -239,6 +278,20 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
 }
 
 
+# which encodings each family of datasets takes (EncodingConfig), and the side of the images
+DATASET_FAMILIES = {
+    "images": ("mnist", "fashion_mnist"),
+    "pixel sequences": ("smnist", "psmnist"),
+    "events": ("nmnist", "shd"),
+}
+ENCODINGS = {
+    "images": ("poisson", "latency"),
+    "pixel sequences": ("current", "crossings"),
+    "events": ("time_bins", "event_bins"),
+}
+IMAGE_SIDES = {"mnist": 28, "fashion_mnist": 28, "nmnist": 34}
+
+
 def _check_whole(cfg: Config) -> None:
     """Checks that involve more than one key."""
     if cfg.loss.kind == "mse_count" and not cfg.loss.correct_rate > cfg.loss.incorrect_rate:
@@ -246,14 +299,31 @@ def _check_whole(cfg: Config) -> None:
             f"loss.correct_rate={cfg.loss.correct_rate} must be larger than "
             f"loss.incorrect_rate={cfg.loss.incorrect_rate}, or the true class is not favoured"
         )
+    dataset, kind = cfg.data.dataset, cfg.encoding.kind
+    family = next(f for f, names in DATASET_FAMILIES.items() if dataset in names)
+    if kind not in ENCODINGS[family]:
+        raise ConfigError(
+            f"encoding.kind={kind} does not apply to data.dataset={dataset} ({family}); "
+            f"set encoding.kind to one of: {', '.join(ENCODINGS[family])}"
+        )
+    if cfg.encoding.bin_ms is not None and kind != "time_bins":
+        raise ConfigError(
+            f"encoding.bin_ms applies to encoding.kind=time_bins only, not {kind}; set it to null"
+        )
     if cfg.model.kind == "cnn":
-        side = 28
+        if dataset not in IMAGE_SIDES:
+            raise ConfigError(
+                f"model.kind=cnn needs images; data.dataset={dataset} gives a vector per step: "
+                "use model.kind=mlp or rsnn"
+            )
+        side = IMAGE_SIDES[dataset]
         for _ in cfg.model.channels:
             side //= 2
         if side < 1:
             raise ConfigError(
                 f"model.channels={cfg.model.channels} has {len(cfg.model.channels)} conv blocks; "
-                "each halves the 28x28 image, so at most 4 fit"
+                f"each halves the {IMAGE_SIDES[dataset]}x{IMAGE_SIDES[dataset]} image, so at most "
+                f"{int(math.log2(IMAGE_SIDES[dataset]))} fit"
             )
 
 

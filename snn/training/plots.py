@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 import snn
 from snn.training.config import Config
-from snn.training.data import MNISTSplits
+from snn.training.data import Splits
 from snn.training.encoding import encode
 from snn.training.evaluate import EvalResult
 from snn.training.models import spiking_layers
@@ -65,7 +65,11 @@ def raster(
     fig = Figure(figsize=(12, 2.3 * k))
     axes = fig.subplots(k, 3, squeeze=False)
     for i in range(k):
-        axes[i, 0].imshow(images[i].cpu(), cmap="gray")
+        image = images[i].float().cpu()
+        while image.dim() > 2:  # event frames [T, 2, 34, 34]: the counts summed over T and polarity
+            image = image.sum(0)
+        square = image.shape[0] == image.shape[1]  # SHD frames [T, 700] are not
+        axes[i, 0].imshow(image, cmap="gray", aspect="equal" if square else "auto")
         axes[i, 0].set(xticks=[], yticks=[], title=f"label {int(labels[i])}")
         t, n = torch.nonzero(hidden_spikes[:, i, :max_neurons].cpu(), as_tuple=True)
         axes[i, 1].scatter(t, n, s=2, c="k")
@@ -107,19 +111,20 @@ def firing_rates(rates: dict[str, float], path: Path) -> None:
 
 def confusion(labels: Tensor, predictions: Tensor, path: Path) -> None:
     """The 10x10 confusion matrix (log-scaled colours, counts written in the cells)."""
-    cm = torch.zeros(10, 10, dtype=torch.long)
+    k = max(10, int(labels.max()) + 1, int(predictions.max()) + 1)  # SHD has 20 classes
+    cm = torch.zeros(k, k, dtype=torch.long)
     cm.index_put_((labels.cpu(), predictions.cpu()), torch.ones_like(labels.cpu()), accumulate=True)
     fig = Figure(figsize=(6, 5.5))
     ax = fig.subplots()
     ax.imshow(torch.log1p(cm.float()), cmap="Blues")
-    for i in range(10):
-        for j in range(10):
+    for i in range(k):
+        for j in range(k):
             if cm[i, j]:
                 ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7)
     acc = float(cm.diag().sum()) / max(1, int(cm.sum()))
     ax.set(
-        xticks=range(10),
-        yticks=range(10),
+        xticks=range(k),
+        yticks=range(k),
         xlabel="predicted",
         ylabel="true",
         title=f"test confusion matrix ({100 * acc:.2f}% correct)",
@@ -135,7 +140,7 @@ def make_all(
     cfg: Config,
     history: list[dict],
     test: EvalResult,
-    data: MNISTSplits,
+    data: Splits,
     device: torch.device,
     num_digits: int = 4,
 ) -> None:
