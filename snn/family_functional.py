@@ -383,11 +383,12 @@ def recurrent_sequence(
         state = RecurrentState(neuron_rest(x[0], p), torch.zeros_like(x[0]))
     else:
         _check_state(state, x, "RecurrentState")
-    drive = x if bias is None else x + bias
     if backend == "reference" or torch.compiler.is_compiling():
+        drive = x if bias is None else x + bias
         return _reference_recurrent(drive, state, p, weight, record_membrane)
+    # the bias is added inside the node, into the buffer of u: no [T, B, N] temporary
     spikes, v, i, a, membrane = _fused(
-        drive, state.neuron, state.spikes, p, weight, record_membrane
+        x, state.neuron, state.spikes, p, weight, record_membrane, bias
     )
     if isinstance(p, CubaLIFParameters):
         neuron = CubaLIFState(i, v)
@@ -463,7 +464,7 @@ def _reference(step, x, state, p, record_membrane, field_name):
     return torch.stack(spikes), state, torch.stack(trace) if record_membrane else None
 
 
-def _fused(x, neuron_state, s0, p: NeuronParameters, weight, record_membrane):
+def _fused(x, neuron_state, s0, p: NeuronParameters, weight, record_membrane, bias=None):
     """The family's fused node for the neuron ``p`` describes, from ``neuron_state``."""
     i0 = a0 = alpha = rho = adapt = None
     current_gain: Tensor | float = 1.0
@@ -483,5 +484,5 @@ def _fused(x, neuron_state, s0, p: NeuronParameters, weight, record_membrane):
     )
     return fused_family_sequence(
         x, v0, i0, a0, s0, beta=lif.beta, v_th=lif.v_th, alpha=alpha, current_gain=current_gain,
-        input_gain=input_gain, rho=rho, adapt=adapt, weight=weight, config=config,
+        input_gain=input_gain, rho=rho, adapt=adapt, weight=weight, config=config, bias=bias,
     )  # fmt: skip

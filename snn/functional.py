@@ -50,6 +50,8 @@ __all__ = [
     "physical_tau",
     "lif_step",
     "lif_sequence",
+    "integrate",
+    "fire",
 ]
 
 RESET_MODES = ("subtract", "zero", "none")

@@ -11,7 +11,7 @@ operations:
   LIF with a threshold state, CubaLIF is LIF with a current state), optionally with a recurrent
   weight inside the time loop. Per neuron and step, with every part optional::
 
-      u_t     = x_t + s_{t-1} W^T                   (recurrent: W given)
+      u_t     = (x_t + b) + s_{t-1} W^T             (recurrent: W and the bias b given)
       c_t     = g_in u_t                            (input gain; LIF's gain, CubaLIF's w_in)
       i_t     = alpha i_{t-1} + c_t                 (current state: i0 given)
       I_t     = g_cur i_t   (with a current state), else c_t
@@ -56,6 +56,7 @@ and the parameters sum their terms over steps (and over the batch, to their shap
     dL/dalpha = sum_t delta^i_t i_{t-1}              dL/dadapt  = sum_t dL/dtheta_t a_{t-1}
     dL/dg_cur = sum_t dL/dh_t i_t                    dL/drho    = sum_t delta^a_t (a_{t-1} - s_t)
     dL/dg_in  = sum_t dL/dc_t u_t                    dL/dW      = sum_t (dL/du_t)^T s_{t-1}
+                                                     dL/db      = sum_t dL/du_t
 
 The last is one matrix product over all ``T B`` rows at the end, not ``T`` small ones. The reset
 factors (``detach_reset`` sets ``dv/ds`` to 0; the adaptation's path through ``s`` is kept):
@@ -248,7 +249,23 @@ def _start(buf: _Chunk, v, i, a) -> None:
 class _FusedFamily(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx, x, v0, i0, a0, s0, beta, v_th, alpha, g_cur, g_in, rho, adapt, weight, cfg, chunk
+        ctx,
+        x,
+        v0,
+        i0,
+        a0,
+        s0,
+        beta,
+        v_th,
+        alpha,
+        g_cur,
+        g_in,
+        rho,
+        adapt,
+        weight,
+        bias,
+        cfg,
+        chunk,
     ):
         num_steps = x.shape[0]
         p = _Params(*[_as_value(t) for t in (beta, v_th, alpha, g_cur, g_in, rho, adapt)])
@@ -269,10 +286,12 @@ class _FusedFamily(torch.autograd.Function):
             if weight is None:
                 return lambda k: x[t0 + k]
 
-            def u_at(k):  # u_t = x_t + s_{t-1} W^T, kept for backward
+            def u_at(k):  # u_t = (x_t + b) + s_{t-1} W^T, kept for backward
                 torch.matmul(s_prev[0], weight.T, out=product)
                 s_prev[0] = spikes[t0 + k]
-                return torch.add(x[t0 + k], product, out=u_all[t0 + k])
+                if bias is None:
+                    return torch.add(x[t0 + k], product, out=u_all[t0 + k])
+                return torch.add(x[t0 + k], bias, out=u_all[t0 + k]).add_(product)
 
             return u_at
 
@@ -439,6 +458,7 @@ class _FusedFamily(torch.autograd.Function):
             # dW = sum_t (dL/du_t)^T s_{t-1}: one product over all steps (and s_0 for t = 1)
             grad_weight = grad_x[1:].reshape(-1, n).T @ spikes[:-1].reshape(-1, n)
             grad_weight += grad_x[0].reshape(-1, n).T @ s0.reshape(-1, n)
+        grad_bias = grad_x.sum((0, 1)) if weight is not None and needs[13] else None
         grads = [
             sums[name].sum_to_size(t.shape) if name in sums else None
             for name, t in zip(names, tensors, strict=True)
@@ -451,6 +471,7 @@ class _FusedFamily(torch.autograd.Function):
             grad_rec if weight is not None and needs[4] else None,
             *grads,
             grad_weight,
+            grad_bias,
             None,
             None,
         )
@@ -472,6 +493,7 @@ def fused_family_sequence(
     adapt: Tensor | float | None,
     weight: Tensor | None,
     config: FamilyConfig,
+    bias: Tensor | None = None,
     chunk: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Run the generic neuron (module docstring) over ``x`` (``[T, B, ...]``).
@@ -486,6 +508,6 @@ def fused_family_sequence(
     if chunk is None:
         chunk = _chunk_steps(v0.numel(), x.shape[0])
     return _FusedFamily.apply(
-        x, v0, i0, a0, s0, beta, v_th, alpha, current_gain, input_gain, rho, adapt, weight,
+        x, v0, i0, a0, s0, beta, v_th, alpha, current_gain, input_gain, rho, adapt, weight, bias,
         config, chunk,
     )  # fmt: skip
