@@ -68,6 +68,12 @@ def test_overrides_are_typed():
     assert cfg.data.batch_size == 64  # untouched values come from the file
 
 
+def test_an_empty_section_takes_overrides(tmp_path):
+    (tmp_path / "c.yaml").write_text("data:\n  # train_subset: 10  (commented out)\nseed: 3\n")
+    cfg = load_config(tmp_path / "c.yaml", ["data.train_subset=100"])
+    assert cfg.data.train_subset == 100 and cfg.seed == 3
+
+
 def test_defaults_without_a_file():
     assert load_config(None) == Config()
 

@@ -449,7 +449,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         node = raw
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
-            nxt = node.setdefault(part, {})
+            if node.get(part) is None:  # absent, or a section whose keys are all commented out
+                node[part] = {}
+            nxt = node[part]
             if not isinstance(nxt, dict):
                 raise ConfigError(
                     f"override {item!r}: {'.'.join(parts[: i + 1])!r} is not a section"
