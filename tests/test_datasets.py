@@ -259,7 +259,22 @@ def test_missing_data_offline_names_the_folder(tmp_path, capsys, dataset, place)
     assert code == 2
     err = capsys.readouterr().err
     assert str(root / place) in err and "data.download=true" in err, err
+    assert "cannot be read" not in err  # missing, not corrupt
     assert not (tmp_path / "runs").exists()
+
+
+@needs_tonic
+@pytest.mark.parametrize("dataset, folder", [("nmnist", "NMNIST"), ("shd", "SHD")])
+def test_failed_download_is_reported(tmp_path, monkeypatch, dataset, folder):
+    import tonic
+
+    # a port nothing listens on: the connection is refused at once, as offline
+    monkeypatch.setattr(tonic.datasets.NMNIST, "train_url", "http://127.0.0.1:9/train.zip")
+    monkeypatch.setattr(tonic.datasets.SHD, "base_url", "http://127.0.0.1:9/")
+    cfg = config(tmp_path, dataset, "encoding.kind=time_bins", "data.download=true")
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_data(cfg, CPU)
+    assert "download failed" in str(info.value) and str(tmp_path / folder) in str(info.value)
 
 
 @needs_tonic

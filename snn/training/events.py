@@ -82,7 +82,7 @@ def _tonic_dataset(cfg: Config, train: bool, download: bool):
     root = Path(cfg.data.root)
     if cfg.data.dataset == "nmnist":
         folder = root / "NMNIST"
-        what = f"the .bin files as {'Train' if train else 'Test'}/<digit>/*.bin"
+        what = "the recordings as Train/<digit>/*.bin and Test/<digit>/*.bin"
 
         class NMNIST(tonic.datasets.NMNIST):
             def _check_exists(self) -> bool:
@@ -95,7 +95,7 @@ def _tonic_dataset(cfg: Config, train: bool, download: bool):
 
     folder = root / "SHD"
     name = "shd_train.h5" if train else "shd_test.h5"
-    what = name
+    what = "shd_train.h5 and shd_test.h5"
 
     class SHD(tonic.datasets.SHD):
         def _check_exists(self) -> bool:
@@ -106,6 +106,8 @@ def _tonic_dataset(cfg: Config, train: bool, download: bool):
 
     try:
         return SHD(str(root), train=train)
+    except DatasetNotFoundError:
+        raise
     except (OSError, KeyError) as e:  # h5py: not HDF5, truncated, or without SHD's keys
         raise DatasetNotFoundError(
             f"{folder / name} cannot be read as an SHD file ({type(e).__name__}: {e}); replace it"
