@@ -51,6 +51,50 @@ MUTANTS = [
         "memcpy(v, c == 0 ? v0 + i0 : starts",
         KERNEL_TESTS,
     ),
+    Mutant(
+        "native forward: the chunk-start potential saved one step late",
+        "snn/kernels/csrc/lif_kernel.h",
+        "if (t > 0 && t % chunk == 0)",
+        "if (t > 1 && t % chunk == 1)",
+        KERNEL_TESTS,
+    ),
+    Mutant(
+        "native forward: chunk starts saved without the tile's offset",
+        "snn/kernels/csrc/lif_kernel.h",
+        "memcpy(starts + (t / chunk - 1) * n + a, v,",
+        "memcpy(starts + (t / chunk - 1) * n, v,",
+        KERNEL_TESTS,
+    ),
+    Mutant(
+        "native surrogate: atan's pi alpha / 2 passed as pi alpha",
+        "snn/kernels/native.py",
+        "return 0, s.alpha / 2, math.pi * s.alpha / 2",
+        "return 0, s.alpha / 2, math.pi * s.alpha",
+        KERNEL_TESTS,
+    ),
+    Mutant(
+        "native surrogate: fast_sigmoid's slope halved",
+        "snn/kernels/native.py",
+        "return 1, 0.0, s.slope",
+        "return 1, 0.0, 0.5 * s.slope",
+        KERNEL_TESTS,
+    ),
+    # --- the eager executor's chunks ---
+    Mutant(
+        "eager backward: a chunk recomputed from the previous chunk's start",
+        "snn/kernels/fused.py",
+        "        v = v0 if c == 0 else starts[c - 1]",
+        "        v = v0 if c == 0 else starts[c - 2]",
+        KERNEL_TESTS,
+    ),
+    # --- the recurrent layer ---
+    Mutant(
+        "recurrent: dW pairs each step's gradient with its own spikes, not the previous step's",
+        "snn/kernels/family.py",
+        "grad_weight = grad_x[1:].reshape(-1, n).T @ spikes[:-1].reshape(-1, n)",
+        "grad_weight = grad_x[1:].reshape(-1, n).T @ spikes[1:].reshape(-1, n)",
+        ("tests/test_recurrent.py",),
+    ),
     # --- the step itself (the reference executor and every executor's contract) ---
     Mutant(
         "reset: subtract computed as the zero reset",
