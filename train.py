@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from snn.training.augment import random_shift
 from snn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from snn.training.config import (
     Config,
@@ -113,6 +114,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: Sp
                 # one step: spikes in, loss out, backward, and the optimizer step
                 idx = order[progress.step]
                 x, y = data.train_images[idx], data.train_labels[idx]
+                x = random_shift(x, cfg.data.shift, gen)  # augmentation; a no-op at shift 0
                 with autocast(cfg, device):
                     out = net(encode(x, cfg, gen))  # [T, B, classes]
                 loss, scores = loss_and_scores(out, y, cfg)

@@ -89,6 +89,9 @@ class DataConfig:
     batch_size: int = 128
     eval_batch_size: int = 1000
     permutation_seed: int = 0  # psmnist: the seed of its fixed pixel order
+    # training only, image datasets (mnist, fashion_mnist): move each image by up to this many
+    # pixels along each axis, at random (snn.training.augment.random_shift)
+    shift: int = 0
 
 
 @dataclass
@@ -244,6 +247,7 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "data.test_subset": (lambda v: 1 <= v <= 10000, "an integer in 1..10000"),
     "data.batch_size": _POSITIVE_INT,
     "data.eval_batch_size": _POSITIVE_INT,
+    "data.shift": (lambda v: 0 <= v <= 8, "an integer in 0..8 (pixels; 1 or 2 is usual)"),
     "encoding.num_steps": _POSITIVE_INT,
     "encoding.gain": (lambda v: 0 < v < math.inf, "a finite number > 0"),
     "encoding.levels": (lambda v: 1 <= v <= 255, "an integer in 1..255"),
@@ -305,6 +309,11 @@ def _check_whole(cfg: Config) -> None:
         raise ConfigError(
             f"encoding.kind={kind} does not apply to data.dataset={dataset} ({family}); "
             f"set encoding.kind to one of: {', '.join(ENCODINGS[family])}"
+        )
+    if cfg.data.shift and family != "images":
+        raise ConfigError(
+            f"data.shift={cfg.data.shift} moves images, but data.dataset={dataset} gives "
+            f"{family}; set data.shift=0"
         )
     if cfg.encoding.bin_ms is not None and kind != "time_bins":
         raise ConfigError(
