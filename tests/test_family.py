@@ -155,8 +155,9 @@ def test_equals_the_equation_loop_in_float64(kind, reset, detach, backend):
         assert err < 1e-10, f"{kind} {reset} detach={detach}: dL/d{name} off by {err:.2e}"
 
 
-@pytest.mark.parametrize("surrogate", SURROGATES)
-@pytest.mark.parametrize("kind", ["cuba", "alif"])
+@pytest.mark.parametrize(
+    ("kind", "surrogate"), [(("cuba", "alif")[k % 2], name) for k, name in enumerate(SURROGATES)]
+)
 def test_every_surrogate(kind, surrogate):
     want_s, want_g, got_s, got_g, names = compare(kind, "subtract", False, surrogate, "fused")
     assert torch.equal(got_s, want_s)
