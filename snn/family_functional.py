@@ -290,7 +290,7 @@ def alif_sequence(
 ) -> ALIFSequence:
     """Run the ALIF over ``x`` (``[T, B, ...]``); ``"fused"`` is the family's fused node
     (:func:`snn.kernels.family.fused_family_sequence`) with the threshold state on, or on CUDA
-    the Triton kernels (:func:`snn.kernels.triton_lif.alif_sequence`) where they run."""
+    the Triton kernels (:func:`snn.kernels.triton_alif.alif_sequence`) where they run."""
     _check_sequence(x, backend)
     if state is None:
         state = ALIFState(initial_state(x[0], p.lif), torch.zeros_like(x[0]))
@@ -298,12 +298,12 @@ def alif_sequence(
         _check_state(state, x, "ALIFState")
     if backend == "reference" or torch.compiler.is_compiling():
         return ALIFSequence(*_reference(alif_step, x, state, p, record_membrane, "v"))
-    if x.device.type == "cuda":  # the Triton kernels where they run (snn.kernels.triton_lif)
-        from snn.kernels import triton_lif
+    if x.device.type == "cuda":  # the Triton kernels where they run (snn.kernels.triton_alif)
+        from snn.kernels import triton_alif
 
-        if triton_lif.unavailable_reason(x, p.lif.surrogate) is None:
+        if triton_alif.unavailable_reason(x, p.lif.surrogate) is None:
             q = p.lif
-            spikes, v, a, membrane = triton_lif.alif_sequence(
+            spikes, v, a, membrane = triton_alif.alif_sequence(
                 x if _is_one(q.gain) else q.gain * x, state.v, state.a, q.beta, q.v_th, p.rho,
                 p.adapt, q.v_rest, q.v_reset, q.reset, q.detach_reset, q.surrogate,
                 record_membrane,

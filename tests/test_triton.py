@@ -258,9 +258,9 @@ def _alif(backend_or_kernel, reset, detach, surrogate):
 
     def run(x, v0, a0, beta, v_th, rho, adapt):
         if backend_or_kernel == "kernel":
-            from snn.kernels import triton_lif
+            from snn.kernels import triton_alif
 
-            return triton_lif.alif_sequence(
+            return triton_alif.alif_sequence(
                 x, v0, a0, beta, v_th, rho, adapt, 0.1, -0.2, reset, detach, surrogate, True
             )
         lif = LIFParameters(
@@ -318,7 +318,7 @@ def test_kernels_compile_for_a_gpu_without_fused_multiply_adds(monkeypatch, dtyp
     from triton.compiler import ASTSource
     from triton.runtime.jit import mangle_type
 
-    from snn.kernels import triton_lif
+    from snn.kernels import triton_alif, triton_lif
 
     calls = []
 
@@ -331,7 +331,8 @@ def test_kernels_compile_for_a_gpu_without_fused_multiply_adds(monkeypatch, dtyp
 
     names = ("_forward_kernel", "_backward_kernel", "_alif_forward_kernel", "_alif_backward_kernel")
     for name in names:
-        monkeypatch.setattr(triton_lif, name, Recorder(getattr(triton_lif, name)))
+        module = triton_alif if name.startswith("_alif") else triton_lif
+        monkeypatch.setattr(module, name, Recorder(getattr(module, name)))
 
     def ptx(kernel, args, kwargs, **override):
         kwargs = {**kwargs, **override}
@@ -358,7 +359,7 @@ def test_kernels_compile_for_a_gpu_without_fused_multiply_adds(monkeypatch, dtyp
         x, v0, beta, leaf(), 0.1, 0.0, "subtract", False, sg.ATan(), True, 2
     )
     (s.sum() + v.sum() + m.sum()).backward()
-    s, v, a, m = triton_lif._TritonALIF.apply(
+    s, v, a, m = triton_alif._TritonALIF.apply(
         x, v0, a0, beta, 1.0, 0.9, leaf(1), 0.0, 0.0, "zero", False, sg.Triangle(), True, 2
     )
     (s.sum() + v.sum() + a.sum() + m.sum()).backward()
