@@ -15,6 +15,10 @@ Configurations (issue 6; ON and the thread counts, issue 16):
   batch 16, forward and backward of the spike sum.
 * **GPU** (only when CUDA is available): the LIF alone on [500, 16, 16384].
 
+On CPU, A, B and C also time snn's default on threads the native kernel starts and joins itself
+(``snn fused, own threads``, its runner where torch has no OpenMP) beside its default, torch's
+own OpenMP team: the choice of runner, measured side by side.
+
 C and ON run with ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000`` so that glibc keeps
 freed pages and page faults do not swamp the neuron's own cost. The floor is the same network
 without the neuron's time loop: ReLU for A, B and ON, and for C one ``sigmoid`` forward and
@@ -60,8 +64,10 @@ PEERS = ("snntorch", "spikingjelly", "norse")
 # snn's rows: the default (native on CPU), the eager executor, the plain autograd loop
 SNN_BACKENDS = ("fused", "eager", "reference")
 SNN_DEFAULT = "snn fused"
-# iterations per round where --iters is not given: the big configurations run seconds a step
-DEFAULT_ITERS = {"A": 20, "B": 20, "C": 8, "ON": 5, "GPU": 20}
+OWN_THREADS = "snn fused, own threads"  # the native kernel on its own threads, to compare
+# iterations per round where --iters is not given: C runs a second a step, ON (two 805-GFLOP
+# matrix products a step) several
+DEFAULT_ITERS = {"A": 20, "B": 20, "C": 8, "ON": 3, "GPU": 20}
 # the targets --check holds snn's default to (x the floor), at every thread count
 TARGETS = {"A": 1.05, "B": 1.10, "C": 1.5}
 MEMORY_TARGET = 1.1  # B: peak tensor memory, x the floor's with the same loss
@@ -76,6 +82,10 @@ def _snn_lif(backend: str):
     import snn
 
     return snn.LIF(beta=0.9, backend=backend)
+
+
+def _snn_default():
+    return _snn_lif("fused")
 
 
 def _peer_lif(name: str):
@@ -152,6 +162,18 @@ def _norse_box_loop():
     return run
 
 
+def _on_own_threads(step: Callable) -> Callable:
+    """``step`` with snn's native kernel on threads it starts and joins for each call, instead of
+    torch's OpenMP team (what it falls back to where torch has no OpenMP): the choice, measured."""
+    import snn
+
+    def run():
+        with snn.kernels.native._own_threads():
+            step()
+
+    return run
+
+
 def _snn_family(kind: str, n: int):
     """snn's other neurons, as a module mapping [T, B, n] currents to spikes."""
     import snn
@@ -178,9 +200,13 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
     rows: list[tuple[str, Callable]] = []
     gen = torch.Generator().manual_seed(0)
     why = snn.kernels.native.unavailable_reason(torch.zeros(1, device=device), snn.surrogate.ATan())
+    # the threads the native kernel runs on, compared: torch's OpenMP team or its own
+    compare_threads = why is None and snn.kernels.native._uses_openmp()
     if why is None:
-        runner = "torch's OpenMP threads" if snn.kernels.native._uses_openmp() else "own threads"
+        runner = "torch's OpenMP threads" if compare_threads else "threads of its own"
         notes.append(f"snn fused ran the native C kernel (snn.kernels.native), on {runner}")
+        if compare_threads:
+            notes.append(f"{OWN_THREADS}: the same kernel on threads it starts and joins per call")
     else:
         notes.append(f"snn fused ran the eager executor: the native kernel cannot, as {why}")
 
@@ -237,6 +263,8 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
         add("ANN floor (ReLU)", floor)
         for backend in SNN_BACKENDS:
             add(f"snn {backend}", snn_net(lambda backend=backend: _snn_lif(backend)))
+        if compare_threads:
+            add(OWN_THREADS, lambda: _on_own_threads(snn_net(_snn_default)()))
         for peer in PEERS:
             add(peer, snn_net(lambda peer=peer: _peer_lif(peer)))
         return rows, notes
@@ -261,8 +289,11 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
             return build
 
         add("ANN floor (ReLU)", layer(lambda: torch.nn.ReLU()))
-        for backend in SNN_BACKENDS:
+        # ON's step is mostly its matrix products: snn's default only, beside the peers
+        for backend in SNN_BACKENDS if config == "B" else ("fused",):
             add(f"snn {backend}", layer(lambda backend=backend: _snn_lif(backend)))
+        if compare_threads and config == "B":
+            add(OWN_THREADS, lambda: _on_own_threads(layer(_snn_default)()))
         if config == "B":
             for kind in FAMILY:
                 add(f"snn {kind}", layer(lambda kind=kind: _snn_family(kind, n_out)))
@@ -290,6 +321,8 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
     add("elementwise floor (sigmoid)", alone(lambda: torch.sigmoid))
     for backend in SNN_BACKENDS if device == "cpu" else ("fused",):
         add(f"snn {backend}", alone(lambda backend=backend: _snn_lif(backend).to(device)))
+    if compare_threads:
+        add(OWN_THREADS, lambda: _on_own_threads(alone(_snn_default)()))
     for peer in ("snntorch", "spikingjelly"):
         add(peer, alone(lambda peer=peer: _peer_lif(peer).to(device)))
     if config == "C":
@@ -423,11 +456,12 @@ def run_rounds(config: str, threads: int | None, args: argparse.Namespace) -> li
     repo = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
     iters = args.iters or DEFAULT_ITERS[config]
+    warmup = args.warmup if args.warmup is not None else (1 if config == "ON" else 2)
     results = []
     for r in range(args.rounds):
         cmd = [
             sys.executable, __file__, "--worker", config, "--iters", str(iters),
-            "--warmup", str(args.warmup),
+            "--warmup", str(warmup),
         ]  # fmt: skip
         if threads:
             cmd += ["--threads", str(threads)]
@@ -521,9 +555,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="fresh processes per config")
     parser.add_argument(
         "--iters", type=int, default=None,
-        help="timed iterations per round (default: 20; C 8, ON 5)",
+        help="timed iterations per round (default: 20; C 8, ON 3)",
     )  # fmt: skip
-    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="untimed iterations first (default: 2; ON 1)"
+    )
     parser.add_argument(
         "--threads", type=int, nargs="*", default=[],
         help="thread counts to measure besides torch's default (all cores)",

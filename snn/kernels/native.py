@@ -6,7 +6,7 @@ ranges of neurons: each neuron's time loop is independent, so the neuron axis is
 parallel region of the OpenMP runtime that torch loaded (its ``GOMP_parallel`` entry point,
 found in this process and handed to the kernel), on the same team of threads as torch's
 matmuls; where torch has no OpenMP runtime, each call starts and joins its own threads. It is
-plain C with no PyTorch headers, so it builds in about a second with the system C compiler
+plain C with no PyTorch headers, so it builds in a few seconds with the system C compiler
 (``$CC``, else ``cc``, ``gcc`` or ``clang``) and needs nothing else. The library is cached in
 ``$SNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/snn`` or ``~/.cache/snn``, under a name made from the
 source, the compiler and the CPU, so a changed kernel or machine rebuilds it.
@@ -20,6 +20,7 @@ stride 0 there): nothing of the ``[T, ...]`` size is copied.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import math
@@ -30,6 +31,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -195,7 +197,13 @@ def _openmp_libraries() -> list[ctypes.CDLL]:
         paths = set()
     runtimes = [p for p in paths if Path(p).name.startswith(_OPENMP_RUNTIMES)]
     runtimes.sort(key=lambda p: (not p.startswith(torch_dir), p))
-    return [ctypes.CDLL(p) for p in runtimes] + [ctypes.CDLL(None)]
+    libraries = []
+    for path in [*runtimes, None]:
+        try:
+            libraries.append(ctypes.CDLL(path))
+        except OSError:  # a mapped file since deleted or replaced
+            pass
+    return libraries
 
 
 def _load() -> ctypes.CDLL | None:
@@ -234,6 +242,19 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@contextlib.contextmanager
+def _own_threads() -> Iterator[None]:
+    """Within this block the kernel starts and joins threads of its own instead of running on
+    torch's OpenMP team (the runner for a torch without OpenMP; here to compare the two)."""
+    lib = _load()
+    assert lib is not None, "check unavailable_reason() first"
+    lib.snn_lif_use_openmp(None, None, None)
+    try:
+        yield
+    finally:
+        lib.snn_lif_use_openmp(*(_openmp_entry_points() or (None, None, None)))
 
 
 def _uses_openmp() -> bool:
