@@ -47,6 +47,9 @@ Two executors run the same algorithm (the *backend* is what a user asks
   (:mod:`snn.kernels.native` builds and loads it). CPU, float32/float64, built-in surrogates.
 * **eager**: PyTorch operations writing into preallocated buffers, four per step forward and six
   per step backward, plus a handful per block. Needs nothing but PyTorch; runs anywhere.
+
+(A third, :mod:`snn.kernels.triton_lif`, runs the same algorithm as GPU kernels in an autograd
+node of its own.)
 """
 
 from __future__ import annotations
