@@ -99,7 +99,7 @@ MUTANTS = [
     Mutant(
         "reset: subtract computed as the zero reset",
         "snn/functional.py",
-        "        return h - r * (p.v_th - p.v_reset)\n",
+        "        return h - r * (v_th - p.v_reset)\n",
         "        return h - r * (h - p.v_reset)\n",
         GRID,
     ),
