@@ -144,3 +144,27 @@ def test_bad_files(tmp_path):
     (tmp_path / "nested.yaml").write_text("model:\n  neuron:\n    betaa: 0.5\n")
     with pytest.raises(ConfigError, match=r"'model\.neuron\.betaa'.*'model\.neuron\.beta'"):
         load_config(tmp_path / "nested.yaml")
+
+
+@pytest.mark.parametrize("warmup", [0.0, 0.02, 0.3])
+@pytest.mark.parametrize("total_steps", [1, 2, 3, 50])
+def test_onecycle_runs_for_any_warmup_and_length(warmup, total_steps):
+    """OneCycleLR divides by each phase's length; a warmup of exactly one step (0.02 of 50
+    steps) or of none used to raise ZeroDivisionError. The schedule starts at lr / 10
+    (div_factor) and, given enough steps, peaks at lr."""
+    import torch
+
+    from snn.training.optim import make_optimizer, make_scheduler
+
+    cfg = load_config(None, ["optim.schedule=onecycle", f"optim.warmup={warmup}", "optim.lr=0.01"])
+    opt = make_optimizer(cfg, torch.nn.Linear(2, 2))
+    sched = make_scheduler(cfg, opt, total_steps=total_steps)
+    lrs = []
+    for _ in range(total_steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    if total_steps > 1:  # (one step is the whole cycle: it ends at the final lr at once)
+        assert lrs[0] == pytest.approx(0.001)
+    if total_steps >= 50:
+        assert max(lrs) == pytest.approx(0.01, rel=1e-3)

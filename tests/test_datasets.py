@@ -363,7 +363,7 @@ def test_nmnist_cnn_trains_a_few_steps(tmp_path, nmnist_root):
             "log.plots=false",
             "train.epochs=1",
             "train.threads=1",
-            "optim.schedule=cosine",  # onecycle's warmup needs more than a few steps
+            "optim.schedule=cosine",
             "log.progress=false",
         ]
     )
@@ -387,7 +387,7 @@ def test_shd_rsnn_trains_a_few_steps(tmp_path, shd_root):
             "model.hidden=[32]",
             "train.epochs=1",
             "train.threads=1",
-            "optim.schedule=cosine",  # onecycle's warmup needs more than a few steps
+            "optim.schedule=cosine",
             "log.progress=false",
         ]
     )

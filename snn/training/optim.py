@@ -37,11 +37,15 @@ def make_scheduler(
     ``lr * final_lr_ratio``; ``onecycle``: torch's OneCycleLR (it also cycles Adam's beta1)."""
     oc = cfg.optim
     if oc.schedule == "onecycle":
+        # OneCycleLR divides by the length of each phase, counted as pct_start * total_steps - 1
+        # steps and the rest: a warmup of exactly 1 step (or of all of them) divides by zero. A
+        # warmup of 1.5 steps or more, ending half a step before the end, never does.
+        warmup_steps = min(max(oc.warmup * total_steps, 1.5), total_steps - 0.5)
         return torch.optim.lr_scheduler.OneCycleLR(
             opt,
             max_lr=oc.lr,
             total_steps=total_steps,
-            pct_start=max(oc.warmup, 1.0 / total_steps),
+            pct_start=warmup_steps / total_steps,
             div_factor=10.0,
             final_div_factor=1.0 / (10.0 * oc.final_lr_ratio),
         )
