@@ -50,7 +50,7 @@ from snn.training.distributed import (
 from snn.training.encoding import encode, encoding_seed, model_io
 from snn.training.evaluate import evaluate, firing_rate_warnings
 from snn.training.interrupts import EXIT_CODES, Interrupted, StopFlag, exit_code, fault_point
-from snn.training.loss import check_finite, loss_and_scores, readout_for
+from snn.training.loss import check_loss_finite, loss_and_scores, readout_for
 from snn.training.models import build_model
 from snn.training.optim import make_optimizer, make_scheduler
 from snn.training.resume import Progress, has_last, resume, resumed_config, save_last
@@ -124,7 +124,7 @@ def train(cfg: Config, run_dir: Path, device: torch.device, dist: Dist, data: Sp
                 if cfg.optim.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
                 loss_value = loss.item()
-                check_finite(loss_value, progress, last_path, dist, device)  # before the step
+                check_loss_finite(loss_value, progress, last_path, dist, device)  # before the step
                 opt.step()
                 sched.step()
 

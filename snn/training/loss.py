@@ -35,7 +35,7 @@ from snn.training.distributed import Dist, summed
 if TYPE_CHECKING:
     from snn.training.resume import Progress
 
-__all__ = ["TrainingError", "readout_for", "loss_and_scores", "check_finite"]
+__all__ = ["TrainingError", "readout_for", "loss_and_scores", "check_loss_finite"]
 
 
 class TrainingError(RuntimeError):
@@ -69,7 +69,7 @@ def loss_and_scores(out: Tensor, y: Tensor, cfg: Config) -> tuple[Tensor, Tensor
     return F.mse_loss(counts, target), counts
 
 
-def check_finite(
+def check_loss_finite(
     loss: float, progress: Progress, last_path: Path, dist: Dist, device: torch.device
 ) -> None:
     """Raise :class:`TrainingError` if ``loss`` is not finite on any rank (a collective).
