@@ -573,17 +573,29 @@ def test_snntorch_exports_a_conv_flatten_net(tmp_path):
     assert torch.equal(in_snn(path, x, dt=SNNTORCH_DT), snntorch_run(net, x))
 
 
-def test_snntorch_recurrent_layer_is_refused_by_snn(tmp_path):
-    """RLeaky is written as a LIF <-> Affine cycle; snn imports feed-forward graphs only and
-    says so (a limitation on snn's side)."""
-    net = nn.Sequential(
-        linear(8, 16, 0.0, 0.3),
-        snntorch.RLeaky(beta=0.9, linear_features=16, init_hidden=True, reset_mechanism="zero"),
-    )
-    x = torch.rand(5, 3, 8)
-    path = through_file(export_to_nir(net, x[0, 0]), tmp_path)
-    with pytest.raises(ValueError, match="cycle"):
-        snn.import_nir(path, dt=SNNTORCH_DT)
+def test_snntorch_recurrent_layer_runs_in_snn(tmp_path):
+    """RLeaky is written as a LIF <-> Affine cycle, which snn reads as snn.Recurrent (the cycle
+    delivers the step before's spikes): it runs snnTorch's spikes with ``reset_delay=False``.
+    The default ``reset_delay=True`` zero reset holds the membrane at 0 for the step after a
+    spike, as for Synaptic above."""
+
+    def rleaky_net(**kwargs):
+        torch.manual_seed(16)
+        return nn.Sequential(
+            linear(8, 16, 0.0, 0.3),
+            snntorch.RLeaky(
+                beta=0.9, linear_features=16, init_hidden=True, reset_mechanism="zero", **kwargs
+            ),
+        )
+
+    x = torch.rand(60, 3, 8)
+    default = rleaky_net()
+    path = through_file(export_to_nir(default, x[0, 0]), tmp_path)
+    assert isinstance(snn.import_nir(path, dt=SNNTORCH_DT)[1], snn.Recurrent)
+    got = in_snn(path, x, dt=SNNTORCH_DT)
+    assert_fires(got, "snn")
+    assert torch.equal(got, snntorch_run(rleaky_net(reset_delay=False), x))
+    assert not torch.equal(got, snntorch_run(default, x))
 
 
 # ---------------------------------------------------------------------------------------------

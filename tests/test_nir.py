@@ -433,12 +433,15 @@ def test_import_errors_name_the_node():
                 tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2), v_threshold=np.ones(2)
             ),
             "rec": nir.Linear(weight=np.eye(2)),
+            "gain": nir.Scale(scale=np.ones(2)),
             "output": nir.Output(output_type={"output": np.array([2])}),
         },
-        edges=[("input", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")],
-    )
-    with pytest.raises(ValueError, match="cycle through node"):
-        snn.import_nir(recurrent, dt=0.1)
+        edges=[
+            ("input", "lif"), ("lif", "rec"), ("rec", "gain"), ("gain", "lif"), ("lif", "output"),
+        ],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="the cycle lif -> rec -> gain -> lif"):
+        snn.import_nir(recurrent, dt=0.1)  # a loop through more than one node
     with pytest.raises(TypeError, match="nir.NIRGraph or a path"):
         snn.import_nir({"nodes": {}})
 

@@ -47,15 +47,37 @@ consumer ignores, resetting to ``v_reset`` instead (snnTorch's exporter does thi
 Spikes fire at ``v >= v_threshold`` here and at ``v > v_threshold`` in NIR's text; the two differ
 only when the potential lands exactly on the threshold.
 
+**The current-based neuron.** NIR's ``CubaLIF`` adds a synaptic current,
+``tau_syn di/dt = -i + w_in x`` and ``tau_mem dv/dt = (v_leak - v) + r i``, and is
+:class:`snn.CubaLIF` (``snn.CubaLIF.physical`` in the physical form): ``alpha`` and ``beta``
+come from ``tau_syn`` and ``tau_mem`` as ``beta`` from ``tau`` above, the current gains
+``w_in (1 - alpha) x_t`` and the membrane ``r (1 - beta) i_t``, the current of the same step.
+The deep form (gains 1) is written with ``tau_syn = dt/(1 - alpha)``, ``w_in = 1/(1 - alpha)``
+(snnTorch's ``Synaptic`` map, ``w_in = tau_syn/dt``) and ``tau_mem``, ``r`` as for the LIF; a
+graph read with both gains within 1e-6 of 1 gives the deep form back, a uniform ``r`` and
+``w_in`` the physical form, per-neuron ones a :class:`Scale` before a deep-form CubaLIF. Resets
+and ``dt`` are the LIF's (``reset="none"`` is written as ``CubaLI`` + ``Threshold``).
+
+**Recurrent layers.** :class:`snn.Recurrent` ``(neuron, N)`` is written as the cycle
+``neuron -> Affine (weight [N, N], bias) -> the same neuron`` (``Linear`` without bias), the
+loop's node named ``<layer>.w_rec``; :func:`import_nir` reads such a cycle around a spiking
+``LIF``, ``IF`` or ``CubaLIF`` (snnTorch writes ``RLeaky`` so) back as
+:class:`snn.Recurrent`. The cycle delivers step ``t-1``'s spikes at step ``t``: the neuron's
+input is ``x_t + W s_{t-1} + b`` with ``s_{-1} = 0``, :class:`snn.Recurrent`'s own step. Any
+other cycle (through more nodes, two loops into one neuron, a loop into a non-spiking node) is a
+``ValueError`` that names it. ``snn.ALIF`` has no NIR node (NIR's neurons have a fixed
+threshold), so its export is refused by name.
+
 **What maps.** ``nn.Linear`` <-> ``Affine`` (``Linear`` without bias); ``FoldTime(nn.Conv1d /
 Conv2d)`` <-> ``Conv1d / Conv2d``; ``nn.Flatten`` (start dim >= 2 on ``[T, B, ...]``) and
 ``torch.flatten`` <-> ``Flatten`` (NIR dims count from the first per-sample dim);
 ``FoldTime(nn.AvgPool2d)`` <-> ``AvgPool2d``, and with ``divisor_override=1`` <-> ``SumPool2d``;
-``snn.LIF`` <-> ``LIF`` (or ``LI`` + ``Threshold``); ``a + b`` of two branches becomes two edges
+``snn.LIF`` <-> ``LIF`` (or ``LI`` + ``Threshold``); ``snn.CubaLIF`` <-> ``CubaLIF``;
+``snn.Recurrent`` <-> a neuron-Affine cycle; ``a + b`` of two branches becomes two edges
 into one node (NIR sums a node's inputs). ``FoldTime`` is unwrapped; ``nn.Sequential`` and plain
 ``forward`` methods are traced with ``torch.fx``; ``nn.Identity`` and dropout vanish (export is in
 eval mode). Import reads the node types {SUPPORTED_NODES}. Anything else (``MaxPool2d``,
-``BatchNorm``, ``ReLU``, ``Delay``, recurrent cycles) is a ``ValueError`` that names it.
+``BatchNorm``, ``ReLU``, ``Delay``, ``ALIF``, other cycles) is a ``ValueError`` that names it.
 
 **The package.** :mod:`snn.nir.export` (:func:`export_nir`) and :mod:`snn.nir.importer`
 (:func:`import_nir`) each hold one table, from module type or NIR node type to its converter,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,9 +18,18 @@ import torch
 import torch.fx
 from torch import Tensor, nn
 
+from snn.family_neurons import (
+    ALIF,
+    ALIFCell,
+    CubaLIF,
+    CubaLIFCell,
+    Recurrent,
+    _ALIFBase,
+    _CubaLIFBase,
+)
 from snn.fold import FoldTime
 from snn.functional import physical_tau
-from snn.neurons import LIF, LeakyIntegrator, LIFCell
+from snn.neurons import LIF, LeakyIntegrator, LIFCell, _LIFBase
 from snn.nir.modules import Scale, Threshold
 from snn.nir.parameters import neuron_metadata, require_nir, resistance_from_gain
 
@@ -33,10 +43,20 @@ DEFAULT_DT = 1.0
 
 _SUBTRACT_CHOICES = ("error", "keep", "zero")
 
-# a chain of new NIR nodes for one module: (suffix of the node name, node)
+
+@dataclass(frozen=True)
+class Feedback:
+    """A chain entry for a recurrent loop: ``node`` reads the chain's last node and feeds its
+    first (NIR delivers the step before's output around a cycle)."""
+
+    node: Any
+
+
+# a chain of new NIR nodes for one module: (suffix of the node name, node or Feedback)
 Chain = list[tuple[str, Any]]
 
-_LEAVES = (LIF, LIFCell, FoldTime, LeakyIntegrator, Threshold, Scale)
+_NEURONS = (LIF, LIFCell, CubaLIF, CubaLIFCell, ALIF, ALIFCell)
+_LEAVES = (*_NEURONS, Recurrent, FoldTime, LeakyIntegrator, Threshold, Scale)
 
 
 class _Tracer(torch.fx.Tracer):
@@ -100,12 +120,12 @@ class _Exporter:
         self.subtract_reset = subtract_reset
         self.graph_dt: float | None = None
 
-    def resolve_dt(self, lif_layers: Iterable[tuple[str, LIF | LeakyIntegrator]]) -> None:
+    def resolve_dt(self, lif_layers: Iterable[tuple[str, _LIFBase | LeakyIntegrator]]) -> None:
         physical = {name: layer.dt for name, layer in lif_layers if getattr(layer, "dt", None)}
         dts = set(physical.values())
         if len(dts) > 1:
             raise ValueError(
-                f"the physical-form LIF layers use different time steps {physical}; a NIR graph "
+                f"the physical-form neuron layers use different time steps {physical}; a NIR graph "
                 "is simulated with one dt, so build every physical layer with the same dt"
             )
         if dts:
@@ -282,28 +302,92 @@ class _Exporter:
         # a layer given r has the gain r (1 - beta); without r, the gain is 1
         r = resistance_from_gain(1.0, beta) if layer.r is None else np.full(shape, float(layer.r))
         fields = dict(tau=tau, r=r, v_leak=np.full(shape, layer.v_rest))
+        return self.spiking(name, layer, shape, nir.LIF, nir.LI, fields)
+
+    def cuba_lif(
+        self, name: str, layer: CubaLIF, in_shape: tuple, out_shape: tuple, folded: bool
+    ) -> Chain:
+        if folded:
+            raise ValueError(
+                f"CubaLIF layer '{name}' sits inside FoldTime, which would mix time into the "
+                "batch; put snn.CubaLIF outside FoldTime"
+            )
+        shape = _per_sample(out_shape, folded)
+        dt, exact = self.graph_dt, layer.exact
+        alpha, beta = _float64(layer.alpha, shape), _float64(layer.beta, shape)
+        if layer.dt is not None:  # the physical form's own time constants
+            tau_syn, tau_mem = _float64(layer.tau_syn, shape), _float64(layer.tau, shape)
+        else:  # the deep form's, from its decays at the graph's dt
+            tau_syn, tau_mem = _nir_tau(name, alpha, dt, exact), _nir_tau(name, beta, dt, exact)
+        # the current's gain is w_in (1 - alpha), the membrane's r (1 - beta); 1 when not given
+        w_in = (
+            resistance_from_gain(1.0, alpha) if layer.w_in is None else np.full(shape, layer.w_in)
+        )
+        r = resistance_from_gain(1.0, beta) if layer.r is None else np.full(shape, layer.r)
+        fields = dict(
+            tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=np.full(shape, layer.v_rest), w_in=w_in
+        )
+        return self.spiking(name, layer, shape, self.nir.CubaLIF, self.nir.CubaLI, fields)
+
+    def spiking(
+        self, name: str, layer: _LIFBase, shape: tuple, spiking: type, leaky: type, fields: dict
+    ) -> Chain:
+        """The node for a neuron with the NIR ``fields`` of its membrane: ``spiking`` (LIF or
+        CubaLIF) with its threshold and reset, or ``leaky`` (LI or CubaLI) + ``Threshold`` for
+        ``reset="none"``."""
+        dt, exact = self.graph_dt, layer.exact
         threshold = _float64(layer.threshold, shape)
+        kind = type(layer).__name__
         if layer.reset == "none":
             return [
-                (".li", nir.LI(**fields, metadata=neuron_metadata(dt, exact))),
-                (".threshold", nir.Threshold(threshold=threshold)),
+                (".li", leaky(**fields, metadata=neuron_metadata(dt, exact))),
+                (".threshold", self.nir.Threshold(threshold=threshold)),
             ]
         if layer.reset == "subtract" and self.subtract_reset == "error":
             raise ValueError(
-                f"LIF layer '{name}' uses reset='subtract', which NIR's LIF cannot express "
-                "(it resets to v_reset). Build the layer with reset='zero' and retrain, or "
-                "pass subtract_reset='keep' (snn.import_nir restores the subtract reset "
-                "from the node metadata; other NIR tools will reset to v_reset) or "
+                f"{kind} layer '{name}' uses reset='subtract', which NIR's {spiking.__name__} "
+                "cannot express (it resets to v_reset). Build the layer with reset='zero' and "
+                "retrain, or pass subtract_reset='keep' (snn.import_nir restores the subtract "
+                "reset from the node metadata; other NIR tools will reset to v_reset) or "
                 "subtract_reset='zero' (export it as reset-to-v_reset for everyone)"
             )
         keep = layer.reset == "subtract" and self.subtract_reset == "keep"
-        node = nir.LIF(
+        node = spiking(
             **fields,
             v_threshold=threshold,
             v_reset=np.full(shape, layer.v_reset),
             metadata=neuron_metadata(dt, exact, subtract_reset=keep),
         )
         return [("", node)]
+
+    def recurrent(
+        self, name: str, layer: Recurrent, in_shape: tuple, out_shape: tuple, folded: bool
+    ) -> Chain:
+        """The neuron's node plus the loop ``neuron -> Affine (weight, bias) -> neuron``; NIR's
+        cycle delivers step ``t-1``'s spikes at step ``t``, as :class:`snn.Recurrent` does."""
+        neuron, label = layer.neuron, f"{name}.neuron"
+        if isinstance(neuron, _ALIFBase):
+            raise ValueError(_unsupported_message(label, neuron))
+        if folded:
+            raise ValueError(
+                f"Recurrent layer '{name}' sits inside FoldTime, which would mix time into the "
+                "batch; put snn.Recurrent outside FoldTime"
+            )
+        if neuron.reset == "none":
+            raise ValueError(
+                f"Recurrent layer '{name}' wraps a neuron with reset='none', which NIR writes as "
+                "two nodes (a leaky integrator and a Threshold), so its loop would not be the "
+                "neuron -> Affine -> neuron cycle that snn.import_nir reads back; use "
+                "reset='zero'"
+            )
+        export = self.cuba_lif if isinstance(neuron, _CubaLIFBase) else self.lif
+        chain = export(label, neuron, in_shape, out_shape, folded)
+        weight = _np(layer.weight)
+        if layer.bias is None:
+            loop = self.nir.Linear(weight=weight)
+        else:
+            loop = self.nir.Affine(weight=weight, bias=_np(layer.bias))
+        return [*chain, (".w_rec", Feedback(loop))]
 
     def leaky_integrator(
         self, name: str, li: LeakyIntegrator, in_shape: tuple, out_shape: tuple, folded: bool
@@ -344,6 +428,8 @@ _EXPORTERS: tuple[tuple[type | tuple[type, ...], _Export], ...] = (
     (nn.Flatten, _Exporter.flatten_module),
     (nn.AvgPool2d, _Exporter.avg_pool),
     (LIF, _Exporter.lif),
+    (CubaLIF, _Exporter.cuba_lif),
+    (Recurrent, _Exporter.recurrent),
     (LeakyIntegrator, _Exporter.leaky_integrator),
     (Threshold, _Exporter.threshold),
     (Scale, _Exporter.scale),
@@ -353,6 +439,11 @@ SUPPORTED_MODULES = ", ".join(
     t.__name__ for types, _ in _EXPORTERS for t in (types if isinstance(types, tuple) else (types,))
 )
 """The module types :func:`export_nir` maps, from the table ``_EXPORTERS``."""
+
+_NO_ADAPTIVE_NODE = (
+    "NIR has no adaptive-threshold neuron (its LIF and CubaLIF fire at a fixed v_threshold), "
+    "so an adaptive threshold cannot be written; export a model of snn.LIF or snn.CubaLIF"
+)
 
 # what to do instead, for modules people commonly try to export
 _HINTS = {
@@ -364,6 +455,10 @@ _HINTS = {
     "(torch.nn.utils.fusion.fuse_conv_bn_eval)",
     "LIFCell": "LIFCell runs one step with explicit state; export a model built from "
     "snn.LIF, which runs the whole sequence",
+    "ALIF": _NO_ADAPTIVE_NODE,
+    "ALIFCell": _NO_ADAPTIVE_NODE,
+    "CubaLIFCell": "CubaLIFCell runs one step with explicit state; export a model built from "
+    "snn.CubaLIF, which runs the whole sequence",
 }
 
 
@@ -411,13 +506,14 @@ def export_nir(
             training flags are restored afterwards.
         sample_input: a ``[T, B, ...]`` tensor (``T = B = 1`` is enough); the graph's Input node
             gets its per-sample shape ``sample_input.shape[2:]``.
-        dt: the time step the graph is written for. Physical-form layers (``LIF.physical``)
-            carry their own ``dt`` and must all agree with each other and with this argument;
-            with none of them it defaults to :data:`DEFAULT_DT` (1.0: one step = one time unit).
-            A deep-form layer with decay ``beta`` becomes ``tau = dt / (1 - beta)``,
-            ``r = 1 / (1 - beta)``.
-        subtract_reset: what to do with ``reset="subtract"`` layers, which NIR's LIF cannot
-            express: ``"error"`` (default), ``"keep"`` (plain ``nir.LIF`` + metadata
+        dt: the time step the graph is written for. Physical-form layers (``LIF.physical``,
+            ``CubaLIF.physical``) carry their own ``dt`` and must all agree with each other and
+            with this argument; with none of them it defaults to :data:`DEFAULT_DT` (1.0: one
+            step = one time unit). A deep-form layer with decay ``beta`` becomes
+            ``tau = dt / (1 - beta)``, ``r = 1 / (1 - beta)`` (a CubaLIF's ``alpha`` likewise
+            ``tau_syn`` and ``w_in``).
+        subtract_reset: what to do with ``reset="subtract"`` layers, which NIR's LIF and CubaLIF
+            cannot express: ``"error"`` (default), ``"keep"`` (plain ``nir.LIF`` + metadata
             ``snn_reset="subtract"`` that only snn reads) or ``"zero"`` (reset to ``v_reset``).
 
     Returns:
@@ -426,7 +522,8 @@ def export_nir(
         their float32/float64 dtype, neuron parameters are float64.
 
     Raises ``ValueError`` naming the module for anything NIR cannot express (max pooling,
-    batch norm, a function applied outside a module, a flatten across time or batch, ...).
+    batch norm, an ALIF's adaptive threshold, a function applied outside a module, a flatten
+    across time or batch, ...).
 
     Example::
 
@@ -474,7 +571,7 @@ def export_nir(
 
     modules = dict(root.named_modules())
     exporter = _Exporter(dt, subtract_reset)
-    neurons = [(k, m) for k, m in modules.items() if isinstance(m, (LIF, LeakyIntegrator))]
+    neurons = [(k, m) for k, m in modules.items() if isinstance(m, (_LIFBase, LeakyIntegrator))]
     exporter.resolve_dt(neurons)
 
     nodes: dict[str, Any] = {
@@ -534,14 +631,20 @@ def _link(
     nodes: dict[str, Any],
     edges: list[tuple[str, str]],
 ) -> list[str]:
-    """Add a chain of new NIR nodes fed by ``sources``; return the names that carry its output."""
+    """Add a chain of new NIR nodes fed by ``sources``; return the names that carry its output.
+    A :class:`Feedback` entry reads the chain's last node so far and feeds its first."""
+    first = None
     for suffix, nir_node in chain:
         name = f"{base}{suffix}"
         if name in nodes:
             raise ValueError(f"module '{base}' is called twice; NIR needs one node per call")
+        if isinstance(nir_node, Feedback):
+            nodes[name] = nir_node.node
+            edges.extend([(sources[0], name), (name, first)])
+            continue
         nodes[name] = nir_node
         edges.extend((s, name) for s in sources)
-        sources = [name]
+        sources, first = [name], first or name
     return sources
 
 

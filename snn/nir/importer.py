@@ -1,9 +1,10 @@
 """``nir.NIRGraph`` (or a ``.nir`` file) -> torch module: :func:`import_nir`.
 
 Each node becomes a module through the table ``_BUILDERS`` (NIR node type -> builder), which is
-also the list that :func:`import_nir`'s docstring and its error for anything else give. A chain
-``Input -> ... -> Output`` becomes ``nn.Sequential``; any other graph a
-:class:`~snn.nir.modules.NIRGraphModule`.
+also the list that :func:`import_nir`'s docstring and its error for anything else give. A loop
+``neuron -> Affine/Linear -> the same neuron`` is folded into the neuron first, which becomes an
+:class:`snn.Recurrent`; any other cycle is refused. A chain ``Input -> ... -> Output`` then becomes
+``nn.Sequential``; any other graph a :class:`~snn.nir.modules.NIRGraphModule`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from snn.family_neurons import CubaLIF, Recurrent
 from snn.fold import FoldTime
 from snn.functional import physical_beta
 from snn.neurons import LIF, LeakyIntegrator
@@ -178,16 +180,10 @@ class _Importer:
         gain = _compact(gain_from_resistance(r, beta))
         threshold = _compact(v_threshold)
         shape = _param_shape(tau, beta, gain, threshold, r)
-        options = dict(
-            v_rest=_uniform(name, "v_leak", "v_rest", v_leak),
-            v_reset=_uniform(name, "v_reset", "v_reset", v_reset),
-            reset="subtract" if written_subtract_reset(node) else "zero",
-            shape=shape or None,
-            dtype=self.dtype,
-        )
+        options = self.neuron_options(name, node, v_leak, v_reset, shape)
         beta_t, threshold_t = self.value(beta, shape), self.value(threshold, shape)
         try:
-            if np.allclose(gain, 1.0, rtol=_UNIT_GAIN_RTOL, atol=0.0):
+            if _unit(gain):
                 return LIF(beta_t, threshold_t, **options)  # deep-learning form, gain exactly 1
             if r.ndim == 0:
                 return LIF.physical(tau, dt, v_th=threshold_t, r=float(r), exact=exact, **options)
@@ -195,6 +191,19 @@ class _Importer:
             return nn.Sequential(OrderedDict(gain=Scale(self.tensor(gain, shape)), lif=lif))
         except ValueError as error:
             raise ValueError(f"node '{name}' ({type(node).__name__}): {error}") from error
+
+    def neuron_options(
+        self, name: str, node: Any, v_leak: Any, v_reset: Any, shape: tuple[int, ...]
+    ) -> dict[str, Any]:
+        """The keywords a spiking neuron's constructor takes from node ``name``, past its decays
+        and threshold."""
+        return dict(
+            v_rest=_uniform(name, "v_leak", "v_rest", v_leak),
+            v_reset=_uniform(name, "v_reset", "v_reset", v_reset),
+            reset="subtract" if written_subtract_reset(node) else "zero",
+            shape=shape or None,
+            dtype=self.dtype,
+        )
 
     def integrate_and_fire(self, name: str, node: Any) -> nn.Module:
         gain = _compact(np.asarray(node.r, dtype=np.float64) * self.node_dt(name, node))
@@ -211,7 +220,7 @@ class _Importer:
             )
         except ValueError as error:
             raise ValueError(f"node '{name}' (IF): {error}") from error
-        if np.allclose(gain, 1.0, rtol=_UNIT_GAIN_RTOL, atol=0.0):
+        if _unit(gain):
             return lif
         return nn.Sequential(OrderedDict(gain=Scale(self.tensor(gain, shape)), lif=lif))
 
@@ -242,10 +251,34 @@ class _Importer:
         return self.leaky_integrator(name, node, node.tau_syn, node.w_in, np.zeros(()))
 
     def cuba_lif(self, name: str, node: Any) -> nn.Module:
-        neuron = self.lif_layer(
-            name, node, node.tau_mem, node.r, node.v_leak, node.v_threshold, node.v_reset
-        )
-        return nn.Sequential(OrderedDict(synapse=self.synapse(name, node), neuron=neuron))
+        """An :class:`snn.CubaLIF`: the deep-learning form when both gains (``w_in (1 - alpha)``
+        into the current, ``r (1 - beta)`` into the membrane) are 1, the physical form for a
+        uniform ``r`` and ``w_in``, else a :class:`Scale` by the product of the per-neuron gains
+        before a deep-form CubaLIF (the current is linear in its input and starts at 0, so
+        scaling the input scales the current)."""
+        alpha, dt, exact = self.decay(name, node, node.tau_syn)
+        beta, _, _ = self.decay(name, node, node.tau_mem)
+        r, w_in = _compact(node.r), _compact(node.w_in)
+        input_gain = _compact(gain_from_resistance(w_in, alpha))
+        gain = _compact(gain_from_resistance(r, beta))
+        threshold = _compact(node.v_threshold)
+        shape = _param_shape(alpha, beta, input_gain, gain, threshold)
+        options = self.neuron_options(name, node, node.v_leak, node.v_reset, shape)
+        alpha_t, beta_t, threshold_t = (self.value(a, shape) for a in (alpha, beta, threshold))
+        try:
+            if _unit(input_gain) and _unit(gain):  # deep-learning form, both gains exactly 1
+                return CubaLIF(alpha_t, beta_t, threshold_t, **options)
+            if r.ndim == 0 and w_in.ndim == 0:
+                tau_syn, tau_mem = _compact(node.tau_syn), _compact(node.tau_mem)
+                return CubaLIF.physical(
+                    tau_syn, tau_mem, dt, v_th=threshold_t, r=float(r), w_in=float(w_in),
+                    exact=exact, **options,
+                )  # fmt: skip
+            cuba = CubaLIF(alpha_t, beta_t, threshold_t, **options)
+            scale = Scale(self.tensor(input_gain * gain, shape))
+            return nn.Sequential(OrderedDict(gain=scale, neuron=cuba))
+        except ValueError as error:
+            raise ValueError(f"node '{name}' (CubaLIF): {error}") from error
 
     def cuba_li(self, name: str, node: Any) -> nn.Module:
         neuron = self.leaky_integrator(name, node, node.tau_mem, node.r, node.v_leak)
@@ -253,6 +286,49 @@ class _Importer:
 
     def subgraph(self, _: str, node: Any) -> nn.Module:
         return _build(node, self)
+
+    def recurrent(self, name: str, node: Any, module: nn.Module, loop_name: str, loop: Any):
+        """Node ``name`` (built as ``module``) with the loop ``name -> loop_name -> name`` through
+        the Affine/Linear ``loop``: an :class:`snn.Recurrent` around the neuron, whose input at
+        step ``t`` is ``x_t + W s_{t-1} + b`` (the loop delivers the step before's spikes). A
+        per-neuron :class:`Scale` before the neuron (a per-neuron ``r``) stays in front and is
+        folded into the loop's rows: ``g (x + W s + b) = g x + (g W) s + g b``."""
+        scale, neuron = None, module
+        if isinstance(module, nn.Sequential) and isinstance(module[0], Scale):
+            scale, neuron = module[0], module[1]
+        if not isinstance(neuron, (LIF, CubaLIF)):
+            raise ValueError(
+                f"node '{name}' ({type(node).__name__}) is in the recurrent loop {name} -> "
+                f"{loop_name} -> {name}; import_nir reads such a loop into a spiking neuron "
+                "(LIF, IF or CubaLIF) only, as snn.Recurrent"
+            )
+        weight = np.asarray(loop.weight, dtype=np.float64)
+        if weight.ndim != 2 or weight.shape[0] != weight.shape[1]:
+            raise ValueError(
+                f"the recurrent node '{loop_name}' has a weight of shape {weight.shape}; a loop "
+                f"{name} -> {loop_name} -> {name} needs a square [N, N] one"
+            )
+        features = weight.shape[0]
+        if neuron.shape not in (None, (features,)):
+            raise ValueError(
+                f"node '{name}' has neurons of shape {neuron.shape}, but its recurrent node "
+                f"'{loop_name}' has a [{features}, {features}] weight"
+            )
+        bias = None
+        if isinstance(loop, self.nir.Affine):
+            bias = np.broadcast_to(np.asarray(loop.bias, dtype=np.float64), (features,))
+        if scale is not None:
+            g = np.broadcast_to(scale.scale.double().numpy(), (features,))
+            weight = g[:, None] * weight
+            bias = None if bias is None else g * bias
+        layer = Recurrent(neuron, features, bias=bias is not None, dtype=self.dtype)
+        with torch.no_grad():
+            layer.weight.copy_(torch.tensor(weight))
+            if bias is not None:
+                layer.bias.copy_(torch.tensor(bias))
+        if scale is None:
+            return layer
+        return nn.Sequential(OrderedDict(gain=scale, recurrent=layer))
 
 
 # NIR node type -> its builder: the one list of what import_nir reads (its docstring and the
@@ -281,6 +357,11 @@ SUPPORTED_NODES = f"{', '.join(_layers)} and nested {_graph}"
 """The NIR node types :func:`import_nir` reads, from the table ``_BUILDERS``."""
 
 
+def _unit(gain: np.ndarray) -> bool:
+    """Whether every gain is within ``_UNIT_GAIN_RTOL`` of 1: the deep-learning form's gain."""
+    return bool(np.allclose(gain, 1.0, rtol=_UNIT_GAIN_RTOL, atol=0.0))
+
+
 def _compact(a: Any) -> np.ndarray:
     """float64 ``a``, as a 0-d array when all its entries are equal."""
     a = np.asarray(a, dtype=np.float64)
@@ -302,50 +383,89 @@ def _uniform(name: str, field: str, snn_field: str, value: Any) -> float:
     return float(a.flat[0])
 
 
-def _topological_order(graph: Any) -> tuple[list[str], dict[str, list[str]]]:
+def _recurrent_loops(graph: Any, nir: Any) -> dict[str, str]:
+    """``{neuron: loop}`` for each loop ``neuron -> loop -> neuron`` in which ``loop`` is an
+    Affine or Linear node that reads only that node and feeds only it (a recurrent layer, as
+    snnTorch writes its RLeaky and RSynaptic)."""
     inputs: dict[str, list[str]] = {name: [] for name in graph.nodes}
+    consumers: dict[str, list[str]] = {name: [] for name in graph.nodes}
     for src, dst in graph.edges:
         inputs[dst].append(src)
-    order, done, visiting = [], set(), set()
+        consumers[src].append(dst)
+    loops: dict[str, str] = {}
+    for name, node in graph.nodes.items():
+        if not isinstance(node, (nir.Affine, nir.Linear)) or len(inputs[name]) != 1:
+            continue
+        (neuron,) = inputs[name]
+        if consumers[name] != [neuron] or neuron == name:
+            continue
+        if isinstance(graph.nodes[neuron], (nir.Input, nir.Output)):
+            continue
+        if neuron in loops:
+            raise ValueError(
+                f"node '{neuron}' has two recurrent loops, through '{loops[neuron]}' and "
+                f"'{name}'; import_nir reads one per neuron (sum their weights into one Affine)"
+            )
+        loops[neuron] = name
+    return loops
+
+
+def _topological_order(
+    nodes: dict[str, Any], edges: list[tuple[str, str]]
+) -> tuple[list[str], dict[str, list[str]]]:
+    inputs: dict[str, list[str]] = {name: [] for name in nodes}
+    for src, dst in edges:
+        inputs[dst].append(src)
+    order, done, path = [], set(), []  # path: each node is an input of the one before
 
     def visit(name: str) -> None:
         if name in done:
             return
-        if name in visiting:
+        if name in path:
+            cycle = [name, *reversed(path[path.index(name) + 1 :]), name]
             raise ValueError(
-                f"the NIR graph has a cycle through node '{name}' (a recurrent layer such as "
-                "snnTorch's RLeaky/RSynaptic); import_nir supports feed-forward graphs only"
+                f"the NIR graph has the cycle {' -> '.join(cycle)}; import_nir reads one kind of "
+                "cycle, a spiking neuron -> Affine/Linear -> the same neuron (a recurrent "
+                "layer, imported as snn.Recurrent), and no other"
             )
-        visiting.add(name)
+        path.append(name)
         for src in inputs[name]:
             visit(src)
-        visiting.discard(name)
+        path.pop()
         done.add(name)
         order.append(name)
 
-    for name in graph.nodes:
+    for name in nodes:
         visit(name)
     return order, inputs
 
 
 def _build(graph: Any, importer: _Importer) -> nn.Module:
     nir = importer.nir
-    order, inputs = _topological_order(graph)
-    input_names = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
-    output_names = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
+    loops = _recurrent_loops(graph, nir)  # folded into their neurons, so the rest is acyclic
+    in_loops = set(loops.values())
+    nodes = {k: n for k, n in graph.nodes.items() if k not in in_loops}
+    edges = [(s, d) for s, d in graph.edges if s not in in_loops and d not in in_loops]
+    order, inputs = _topological_order(nodes, edges)
+    input_names = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
+    output_names = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
     if len(input_names) != 1 or not output_names:
         raise ValueError(
             f"import_nir needs a graph with one Input node and at least one Output node; this one "
             f"has inputs {input_names} and outputs {output_names}"
         )
     compute = [k for k in order if k not in input_names and k not in output_names]
-    modules = {k: importer.convert(k, graph.nodes[k]) for k in compute}
+    modules = {k: importer.convert(k, nodes[k]) for k in compute}
+    for neuron, loop in loops.items():
+        modules[neuron] = importer.recurrent(
+            neuron, nodes[neuron], modules[neuron], loop, graph.nodes[loop]
+        )
     for k in compute + output_names:
         if not inputs[k]:
             raise ValueError(f"node '{k}' has no incoming edge")
 
     chain, current = [], input_names[0]
-    consumers = {k: [d for s, d in graph.edges if s == k] for k in graph.nodes}
+    consumers = {k: [d for s, d in edges if s == k] for k in nodes}
     while len(consumers[current]) == 1:
         nxt = consumers[current][0]
         if inputs[nxt] != [current]:
@@ -394,8 +514,19 @@ def import_nir(
     ``reset="zero"`` to ``v_reset`` (``"subtract"`` when snn wrote ``snn_reset`` metadata). A
     gain within 1e-6 of 1 becomes the deep-learning form (gain exactly 1); a uniform ``r`` the
     physical form; a per-neuron ``r`` a :class:`Scale` before the LIF. ``IF`` uses ``beta = 1``
-    and gain ``r dt``. ``CubaLIF`` is a synaptic :class:`LeakyIntegrator` (``tau_syn``, gain
-    ``w_in dt/tau_syn``) followed by the LIF; ``LI``/``I``/``CubaLI`` return membrane potentials.
+    and gain ``r dt``. ``CubaLIF`` becomes an :class:`snn.CubaLIF` with ``alpha`` from
+    ``tau_syn`` and ``beta`` from ``tau_mem`` in the same way, current gain ``w_in (1 - alpha)``
+    and membrane gain ``r (1 - beta)``: the deep-learning form when both gains are within 1e-6
+    of 1 (as snnTorch writes ``Synaptic``: ``w_in = tau_syn/dt``, ``r = tau_mem/dt``), the
+    physical form (``snn.CubaLIF.physical``) for a uniform ``r`` and ``w_in``, else a
+    :class:`Scale` by the product of the gains before it. ``LI``/``I`` return membrane
+    potentials, and so does ``CubaLI`` (a synaptic :class:`LeakyIntegrator` followed by one).
+
+    A loop ``neuron -> Affine/Linear -> the same neuron`` (a spiking ``LIF``, ``IF`` or
+    ``CubaLIF``; the Affine reading only the neuron and feeding only it) is a recurrent layer:
+    an :class:`snn.Recurrent` around the neuron, with the Affine's ``[N, N]`` weight and its
+    bias. The loop delivers step ``t-1``'s spikes at step ``t``: the neuron's input is
+    ``x_t + W s_{t-1} + b``, with ``s_{-1} = 0`` (so ``b`` enters from the first step).
 
     Args:
         graph: a ``nir.NIRGraph``, or the path of a ``.nir`` file written by ``nir.write``
@@ -414,10 +545,10 @@ def import_nir(
         names with ``.`` replaced by ``_``), else a :class:`NIRGraphModule`.
 
     Reads the NIR node types {SUPPORTED_NODES}. Raises ``ValueError`` naming the node for
-    any other node type (``Delay``, say), recurrent cycles, a missing ``dt``, per-neuron
-    ``v_leak``/``v_reset``, or ``dt > tau`` with Euler; ``FileNotFoundError`` for a path that
-    does not exist and ``ValueError`` for a file that does not hold a NIR graph, both naming the
-    path.
+    any other node type (``Delay``, say), any other cycle (naming its nodes), a missing ``dt``,
+    per-neuron ``v_leak``/``v_reset``, or ``dt > tau`` with Euler; ``FileNotFoundError`` for a
+    path that does not exist and ``ValueError`` for a file that does not hold a NIR graph, both
+    naming the path.
 
     Example (a graph as snnTorch writes a ``Leaky(beta=0.5)``: ``tau = dt/(1-beta)``,
     ``r = tau/dt``)::
