@@ -4,9 +4,11 @@ against a plain autograd loop and the peers' recurrent layers.
 Configurations:
 
 * **C**: the neuron alone on currents ``[500, 16, 4096]`` (float32): forward, a weighted sum of
-  the spikes, backward to the input; LIF (its fused node: the native C kernel where it builds),
-  CubaLIF (a current scan feeding that node) and ALIF (the family's fused node, PyTorch ops).
-  Also the forward alone, under ``torch.no_grad()``.
+  the spikes, backward to the input; LIF, CubaLIF and ALIF, each on the native C kernel (where
+  it builds; the LIF's fused node, and the family node with the current or the threshold state
+  on), else on PyTorch operations (CubaLIF: a current scan feeding the LIF's node; ALIF: the
+  family's fused node); the output says which. Also the forward alone,
+  under ``torch.no_grad()``.
 * **T**: a training shape, ``[100, 32, 2048]``, forward and backward.
 * **R**: a recurrent layer of 512 neurons, ``T = 100``, batch 32, on input currents: forward and
   backward of the spike sum, time and peak tensor memory (the torch profiler), for
@@ -49,6 +51,20 @@ def _neuron(kind: str):
         "CubaLIF": lambda: snn.CubaLIF(alpha=0.8, beta=0.9),
         "ALIF": lambda: snn.ALIF(beta=0.9, rho=0.95, adapt=1.8),
     }[kind]()
+
+
+def executor() -> str:
+    """Which executor the C and T rows' neurons run (all three the same; see
+    snn/kernels/family.py's docstring)."""
+    import torch
+
+    from snn import surrogate as sg
+    from snn.kernels import native
+
+    why = native.unavailable_reason(torch.zeros(1), sg.ATan())
+    if why is None:
+        return "LIF, CubaLIF and ALIF on the native C kernel"
+    return f"PyTorch operations (the native kernel cannot run: {why})"
 
 
 def neuron_rows(shape: tuple[int, ...], train: bool) -> dict[str, Callable[[], None]]:
@@ -156,7 +172,7 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads[0])
     quick = args.quick
-    result = {"threads": torch.get_num_threads(), "tables": {}}
+    result = {"threads": torch.get_num_threads(), "executor": executor(), "tables": {}}
     c_shape = (100, 16, 1024) if quick else (500, 16, 4096)
     t_shape = (50, 8, 512) if quick else (100, 32, 2048)
     for name, shape, train in (
@@ -202,6 +218,7 @@ def main() -> None:
         result = json.loads(out.stdout.strip().splitlines()[-1])
         label = "default" if count == default else "--threads"
         print(f"\n== {result['threads']} thread(s) ({label}; the machine has {os.cpu_count()})")
+        print(f"C and T: {result['executor']}")
         for name, table in result["tables"].items():
             print(f"\n{name}")
             times = table["time"]

@@ -41,6 +41,7 @@ GRID = ("tests/test_grid.py",)
 CLOSED_FORMS = ("tests/test_lif_closed_form.py", "tests/test_grid.py")
 SURROGATE_TESTS = ("tests/test_grid.py", "tests/test_gradients.py")
 RECIPE = ("tests/test_recipe_features.py",)
+FAMILY_NATIVE = ("tests/test_family_native.py",)
 
 MUTANTS = [
     # --- the native kernel: tile offsets, chunk boundaries ---
@@ -78,6 +79,50 @@ MUTANTS = [
         "return 1, 0.0, s.slope",
         "return 1, 0.0, 0.5 * s.slope",
         KERNEL_TESTS,
+    ),
+    # --- the native kernel's family variants (CubaLIF, ALIF) ---
+    Mutant(
+        "native ALIF: the threshold's path to the spike gradient (1 - rho) dropped",
+        "snn/kernels/csrc/lif_kernel.h",
+        "const REAL grad_s = adaptive ? gs[i] + omr[i] * da[i] : gs[i];",
+        "const REAL grad_s = gs[i];",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
+        "native ALIF: dL/drho's term without the spike (a_{t-1} - s_t read as a_{t-1})",
+        "snn/kernels/csrc/lif_kernel.h",
+        "rterm[i] = da[i] * (a_prev[i] - s);",
+        "rterm[i] = da[i] * a_prev[i];",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
+        "native CubaLIF: dL/di carried back without alpha",
+        "snn/kernels/csrc/lif_kernel.h",
+        "di[i] = alpha[i] * grad_c;",
+        "di[i] = grad_c;",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
+        "native CubaLIF: the current's chunk start saved without the tile's offset",
+        "snn/kernels/csrc/lif_kernel.h",
+        "memcpy(p->starts[S_I] + (t / chunk - 1) * n + a, cur, row);",
+        "memcpy(p->starts[S_I] + (t / chunk - 1) * n, cur, row);",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
+        "native ALIF: the adaptation updated before the threshold reads it",
+        "snn/kernels/csrc/lif_kernel.h",
+        "const REAL theta = adaptive ? q->v_th[i] + q->adapt[i] * *ad : q->v_th[i];",
+        "if (adaptive) *ad = q->rho[i] * *ad;\n"
+        "    const REAL theta = adaptive ? q->v_th[i] + q->adapt[i] * *ad : q->v_th[i];",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
+        "native ALIF: 1 - rho computed from rho rounded to the input's type",
+        "snn/kernels/family.py",
+        '"one_minus_rho": 1 - rho,',
+        '"one_minus_rho": 1 - _per_neuron(rho, v0),',
+        FAMILY_NATIVE,
     ),
     # --- the eager executor's chunks ---
     Mutant(

@@ -1,30 +1,42 @@
 r"""Fused multi-step nodes for the LIF family: CubaLIF, ALIF and the recurrent layer.
 
-Two autograd nodes, each one node for a whole sequence (no per-step graph), in PyTorch
-operations:
+Each node covers a whole sequence (no per-step graph). Which executor each neuron gets with
+``backend="fused"``, and why:
 
-* :func:`synaptic_current`: the current-based synapse ``i_t = alpha i_{t-1} + c_t`` as a linear
-  scan. It does not depend on the spikes, so a feed-forward CubaLIF is this scan followed by the
-  LIF's own fused node (:func:`snn.functional.lif_sequence`, the native C kernel where it runs):
-  CubaLIF is LIF with a current state in front.
-* :func:`fused_family_sequence`: one generic elementwise neuron that covers every member (ALIF is
-  LIF with a threshold state, CubaLIF is LIF with a current state), optionally with a recurrent
-  weight inside the time loop. Per neuron and step, with every part optional::
+* **LIF**: its own fused node (:mod:`snn.kernels.fused`), the native C kernel on CPU.
+* **CubaLIF and ALIF, feed-forward, on CPU** (float32/float64, a built-in surrogate, a C
+  compiler; :func:`snn.kernels.native.unavailable_reason` is ``None``):
+  :func:`native_family_sequence`, the LIF's C kernel with the current or the threshold state
+  switched on (``csrc/lif_kernel.h`` writes the step once, the states as compile-time flags).
+  It is one pass over the input per direction, like the LIF's, so it costs about the LIF's
+  time; the PyTorch node below runs several operations per step on ``[B, N]`` tensors.
+* **On CUDA**: the Triton kernels where they run (``snn.kernels.triton_*``).
+* **Recurrent layers on CPU, and everything else** (bf16, a user's surrogate, no compiler):
+  :func:`fused_family_sequence` below, in PyTorch operations. A recurrent layer's
+  ``[B, N] x [N, N]`` product sits inside its time loop, which the elementwise kernel does not
+  hold; there torch's matmul dominates the time anyway.
+* :func:`synaptic_current`, the current ``i_t = alpha i_{t-1} + c_t`` as a linear scan, is what
+  CubaLIF runs where neither kernel does: it does not depend on the spikes, so a feed-forward
+  CubaLIF is this scan followed by the LIF's own fused node (:func:`snn.functional.lif_sequence`).
 
-      u_t     = (x_t + b) + s_{t-1} W^T             (recurrent: W and the bias b given)
-      c_t     = g_in u_t                            (input gain; LIF's gain, CubaLIF's w_in)
-      i_t     = alpha i_{t-1} + c_t                 (current state: i0 given)
-      I_t     = g_cur i_t   (with a current state), else c_t
-      h_t     = v_rest + beta (v_{t-1} - v_rest) + I_t
-      theta_t = v_th + adapt a_{t-1}                (threshold state: a0 given), else v_th
-      s_t     = H(h_t - theta_t)
-      v_t     = reset(h_t, s_t, theta_t)            (subtract: h - s (theta - v_reset);
-                                                     zero: h - s (h - v_reset); none: h)
-      a_t     = rho a_{t-1} + (1 - rho) s_t
+All of them are one generic elementwise neuron (ALIF is LIF with a threshold state, CubaLIF is
+LIF with a current state), optionally with a recurrent weight inside the time loop. Per neuron
+and step, with every part optional::
 
-  Each line is the same expression, in the same order, as the reference step in
-  :mod:`snn.family_functional` (each product rounded before the sum, no fused multiply-add), so
-  the spikes and states equal the reference loop's bit for bit.
+    u_t     = (x_t + b) + s_{t-1} W^T             (recurrent: W and the bias b given)
+    c_t     = g_in u_t                            (input gain; LIF's gain, CubaLIF's w_in)
+    i_t     = alpha i_{t-1} + c_t                 (current state: i0 given)
+    I_t     = g_cur i_t   (with a current state), else c_t
+    h_t     = v_rest + beta (v_{t-1} - v_rest) + I_t
+    theta_t = v_th + adapt a_{t-1}                (threshold state: a0 given), else v_th
+    s_t     = H(h_t - theta_t)
+    v_t     = reset(h_t, s_t, theta_t)            (subtract: h - s (theta - v_reset);
+                                                   zero: h - s (h - v_reset); none: h)
+    a_t     = rho a_{t-1} + (1 - rho) s_t
+
+Each line is the same expression, in the same order, as the reference step in
+:mod:`snn.family_functional` (each product rounded before the sum, no fused multiply-add), so
+the spikes and states equal the reference loop's bit for bit, on every executor.
 
 **Memory.** Forward keeps the node's input ``u`` (the caller's ``x`` for a feed-forward layer, a
 new ``[T, ...]`` tensor with the recurrent term), the spikes of a recurrent layer (for ``dW``),
@@ -71,7 +83,11 @@ none          ``1``           ``0``                 ``0``
 
 For a plain LIF these reduce to the table in :mod:`snn.kernels.fused`. Only the multiply-adds
 that carry ``delta`` (and, in a recurrent layer, one ``[B, N] x [N, N]`` product per step) are
-sequential. Nothing here is public API: use :mod:`snn.family_functional` or the layers.
+sequential. The native kernel runs the same recurrences per neuron, in the LIF's form
+(``dv/dh`` and ``dv/dtheta`` include the path through the spike, as in :mod:`snn.kernels.fused`'s
+table, with ``theta_t - v_reset`` as the jump), chunks of ``NATIVE_CHUNK_STEPS`` steps, and the
+parameters' sums in double. Nothing here is public API: use :mod:`snn.family_functional` or the
+layers.
 """
 
 from __future__ import annotations
@@ -82,9 +98,11 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from snn.kernels import native
+from snn.kernels.fused import NATIVE_CHUNK_STEPS
 from snn.surrogate import Surrogate
 
-__all__ = ["FamilyConfig", "synaptic_current", "fused_family_sequence"]
+__all__ = ["FamilyConfig", "synaptic_current", "fused_family_sequence", "native_family_sequence"]
 
 # at most this many elements per chunk buffer (4 MB in float32); see _chunk_steps
 CHUNK_ELEMENTS = 1 << 20
@@ -509,5 +527,101 @@ def fused_family_sequence(
         chunk = _chunk_steps(v0.numel(), x.shape[0])
     return _FusedFamily.apply(
         x, v0, i0, a0, s0, beta, v_th, alpha, current_gain, input_gain, rho, adapt, weight, bias,
+        config, chunk,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# The feed-forward CubaLIF and ALIF on the native kernel.
+
+
+def _per_neuron(value: Tensor | float, like: Tensor) -> Tensor:
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device).expand(like.shape)
+
+
+class _NativeFamily(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, v0, i0, a0, beta, v_th, alpha, g_cur, g_in, rho, adapt, cfg, chunk):
+        current, adaptive = i0 is not None, a0 is not None
+        given = {"beta": beta, "v_th": v_th, "g_in": g_in}
+        if current:
+            given |= {"alpha": alpha, "g_cur": g_cur}
+        if adaptive:  # 1 - rho as the reference step computes it (a number: in double)
+            given |= {"rho": rho, "one_minus_rho": 1 - rho, "adapt": adapt}
+        else:  # likewise v_th - v_reset
+            given["jump"] = v_th - cfg.v_reset
+        v0 = v0.contiguous()
+        params = {k: _per_neuron(t, v0).contiguous() for k, t in given.items()}
+        state0 = tuple(None if s is None else s.contiguous() for s in (v0, i0, a0))
+        bounds = -(-x.shape[0] // chunk)
+        starts = tuple(None if s is None else v0.new_empty((bounds - 1, *v0.shape)) for s in state0)
+        spikes = torch.empty_like(x)
+        membrane = torch.empty_like(x) if cfg.record_membrane else x.new_empty(0)
+        v_last, i_last, a_last = native.family_forward(
+            x, state0, params, cfg.v_rest, cfg.v_reset, cfg.reset, spikes,
+            membrane if cfg.record_membrane else None, starts, chunk,
+        )  # fmt: skip
+        ctx.save_for_backward(x, *state0, *starts, *[params.get(k) for k in native.PARAMETERS])
+        ctx.shapes = [t.shape if isinstance(t, Tensor) else None
+                      for t in (beta, v_th, alpha, g_cur, g_in, rho, adapt)]  # fmt: skip
+        ctx.cfg, ctx.chunk = cfg, chunk
+        ctx.set_materialize_grads(False)
+        if not cfg.record_membrane:
+            ctx.mark_non_differentiable(membrane)
+        i_last, a_last = (x.new_empty(0) if s is None else s for s in (i_last, a_last))
+        return spikes, v_last, i_last, a_last, membrane
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_v, grad_i, grad_a, grad_membrane):
+        x, v0, i0, a0, *rest = ctx.saved_tensors
+        starts, saved = rest[:3], rest[3:]
+        params = {k: t for k, t in zip(native.PARAMETERS, saved, strict=True) if t is not None}
+        cfg, needs = ctx.cfg, ctx.needs_input_grad
+        names = ("beta", "v_th", "alpha", "g_cur", "g_in", "rho", "adapt")
+        need = {k for k, on in zip(names, needs[4:11], strict=True) if on and k in params}
+        grad_x, grad_state0, grads = native.family_backward(
+            x, (v0, i0, a0), tuple(starts), grad_spikes,
+            grad_membrane if cfg.record_membrane else None,
+            (grad_v, grad_i if i0 is not None else None, grad_a if a0 is not None else None),
+            params, need, cfg.v_rest, cfg.v_reset, cfg.reset, cfg.detach_reset, cfg.surrogate,
+            ctx.chunk,
+        )  # fmt: skip
+        grad_params = [
+            grads[k].sum_to_size(shape) if k in grads else None
+            for k, shape in zip(names, ctx.shapes, strict=True)
+        ]
+        grad_state0 = [g if on else None for g, on in zip(grad_state0, needs[1:4], strict=True)]
+        return grad_x, *grad_state0, *grad_params, None, None
+
+
+def native_family_sequence(
+    x: Tensor,
+    v0: Tensor,
+    i0: Tensor | None,
+    a0: Tensor | None,
+    *,
+    beta: Tensor | float,
+    v_th: Tensor | float,
+    alpha: Tensor | float | None,
+    current_gain: Tensor | float,
+    input_gain: Tensor | float,
+    rho: Tensor | float | None,
+    adapt: Tensor | float | None,
+    config: FamilyConfig,
+    chunk: int | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """:func:`fused_family_sequence` without a recurrent weight, on the native C kernel: the
+    CubaLIF (``i0`` given) or the ALIF (``a0`` given), one of the two. Same returns; the caller
+    checks :func:`snn.kernels.native.unavailable_reason` first. ``chunk``: steps between saved
+    states (default ``NATIVE_CHUNK_STEPS``, the LIF kernel's)."""
+    if (i0 is None) == (a0 is None):
+        raise ValueError(
+            "the native family kernel runs a current state (i0) or a threshold state (a0): "
+            "give exactly one (a plain LIF runs snn.functional.lif_sequence)"
+        )
+    chunk = min(NATIVE_CHUNK_STEPS if chunk is None else chunk, x.shape[0])
+    return _NativeFamily.apply(
+        x.contiguous(), v0, i0, a0, beta, v_th, alpha, current_gain, input_gain, rho, adapt,
         config, chunk,
     )  # fmt: skip

@@ -1,8 +1,12 @@
-"""The fused LIF's native CPU executor: a small C kernel, built on first use and cached.
+"""The native CPU executor of the LIF family's fused nodes: a small C kernel, built on first use
+and cached.
 
 ``snn/kernels/csrc/lif.c`` runs the fused node's algorithm (see :mod:`snn.kernels.fused`) for
-ranges of neurons: each neuron's time loop is independent, so the neuron axis is split over
-``torch.get_num_threads()`` threads, and they are torch's own. The kernel runs its ranges as a
+ranges of neurons, for the LIF (:func:`forward`, :func:`backward`) and for the feed-forward
+CubaLIF and ALIF (:func:`family_forward`, :func:`family_backward`: the same step with a current
+or a threshold state switched on, see :mod:`snn.kernels.family`). Each neuron's time loop is
+independent, so the neuron axis is split over ``torch.get_num_threads()`` threads, and they are
+torch's own. The kernel runs its ranges as a
 parallel region of the OpenMP runtime that torch loaded (its ``GOMP_parallel`` entry point,
 found in this process and handed to the kernel), on the same team of threads as torch's
 matmuls; where torch has no OpenMP runtime, each call starts and joins its own threads. It is
@@ -12,7 +16,8 @@ plain C with no PyTorch headers, so it builds in a few seconds with the system C
 source, the compiler and the CPU, so a changed kernel or machine rebuilds it.
 
 It covers CPU tensors of float32 and float64 with one of the built-in surrogates; anything else
-(bf16, CUDA, a user's own surrogate) runs on the eager executor. :func:`unavailable_reason` says
+(bf16, CUDA, a user's own surrogate) runs on the eager executor (the LIF) or the family's
+PyTorch node (CubaLIF, ALIF). :func:`unavailable_reason` says
 why it cannot run, or ``None`` when it can. Incoming gradients are read where autograd left
 them, whatever their strides (a loss on a sum over time or batch hands backward a gradient with
 stride 0 there): nothing of the ``[T, ...]`` size is copied.
@@ -39,14 +44,20 @@ from torch import Tensor
 
 from snn import surrogate as sg
 
-__all__ = ["unavailable_reason", "forward", "backward", "SOURCE_DIR"]
+__all__ = [
+    "unavailable_reason", "forward", "backward", "family_forward", "family_backward",
+    "SOURCE_DIR",
+]  # fmt: skip
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 _SOURCES = ("lif.c", "lif_kernel.h")
 _FLAGS = [
     "-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-pthread",
 ]  # fmt: skip
-_ABI = 3
+_ABI = 4
+# the family kernel's parameters and states, in the order of lif.c's P_* and S_* indices
+PARAMETERS = ("beta", "v_th", "jump", "alpha", "g_cur", "g_in", "rho", "one_minus_rho", "adapt")
+STATES = ("v", "i", "a")
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 # the smallest neuron range worth a thread of its own
@@ -156,6 +167,14 @@ def _build() -> ctypes.CDLL:
         fn = getattr(lib, f"lif_backward_{suffix}")
         grad = [ptr, i64, ptr]  # an incoming gradient: data, step, offsets (see lif_kernel.h)
         fn.argtypes = [*[ptr] * 3, *grad, *grad, *[ptr] * 8, dbl, dbl, *[i32] * 3, dbl, dbl]
+        fn.argtypes += [i64, i64, i64, i32, i64]
+        fn.restype = ctypes.c_int
+        # the family's: arrays of pointers (states, parameters) are passed by address
+        fn = getattr(lib, f"family_forward_{suffix}")
+        fn.argtypes = [*[ptr] * 7, dbl, dbl, i32, i64, i64, i64, i32, i64]
+        fn.restype = ctypes.c_int
+        fn = getattr(lib, f"family_backward_{suffix}")
+        fn.argtypes = [*[ptr] * 3, *grad, *grad, *[ptr] * 5, dbl, dbl, *[i32] * 3, dbl, dbl]
         fn.argtypes += [i64, i64, i64, i32, i64]
         fn.restype = ctypes.c_int
     lib.snn_lif_use_openmp.argtypes = [ptr, ptr, ptr]
@@ -286,6 +305,10 @@ def _call(name: str, dtype: torch.dtype, n: int, *args) -> None:
         if isinstance(a, _Gradient):
             c_args += [a.data, a.step, a.offsets]
             continue
+        if isinstance(a, _Pointers):
+            a.check(dtype)
+            c_args.append(a.address)
+            continue
         if isinstance(a, Tensor):
             _check(a, dtype, contiguous=True)
             a = a.data_ptr()
@@ -293,7 +316,9 @@ def _call(name: str, dtype: torch.dtype, n: int, *args) -> None:
     if n == 0:
         return
     status = fn(*c_args, *_split(n))
-    if status:  # only the backward returns a status: -1 when malloc failed
+    if status == -2:
+        raise ValueError("snn's native kernel runs a current state or a threshold state, not both")
+    if status:  # -1: malloc failed (the lif_forward kernels return nothing)
         raise MemoryError("snn's native LIF kernel could not allocate its chunk buffers")
 
 
@@ -432,3 +457,95 @@ class _Gradient:
             view[dim] = size
             offsets += (torch.arange(size) * stride).view(view)
         return cls([grad, offsets], grad.data_ptr(), grad.stride(0), offsets.data_ptr())
+
+
+class _Pointers:
+    """An array of pointers to contiguous tensors (``None``: NULL), for the family kernel's
+    state and parameter arguments; it keeps the tensors alive as long as it lives."""
+
+    def __init__(self, tensors: list[Tensor | None], numel: int, name: str) -> None:
+        self.tensors, self.numel, self.name = tensors, numel, name
+        self.array = (ctypes.c_void_p * len(tensors))(
+            *[None if t is None else t.data_ptr() for t in tensors]
+        )
+        self.address = ctypes.addressof(self.array)
+
+    def check(self, dtype: torch.dtype) -> None:
+        for t in self.tensors:
+            if t is not None:
+                _check(t, dtype, contiguous=True)
+                _expect_size(self.numel, **{self.name: t})
+
+
+def family_forward(
+    x: Tensor,
+    state0: tuple[Tensor | None, ...],
+    params: dict[str, Tensor],
+    v_rest: float,
+    v_reset: float,
+    reset: str,
+    spikes: Tensor,
+    membrane: Tensor | None,
+    starts: tuple[Tensor | None, ...],
+    chunk: int,
+) -> tuple[Tensor | None, ...]:
+    """The family neuron's forward time loop (see :mod:`snn.kernels.family`): ``state0`` is
+    ``(v0, i0, a0)`` with ``None`` for a state the neuron lacks, ``params`` maps
+    :data:`PARAMETERS` names to per-neuron tensors of ``v0``'s shape (absent: the part is off),
+    ``starts`` the states at the start of chunks 1, 2, ... Writes ``spikes``, ``membrane`` (or
+    ``None``) and ``starts``; returns the last states, ``None`` where a state is off."""
+    v0 = state0[0]
+    n, steps = v0.numel(), x.shape[0]
+    _expect_size(steps * n, x=x, spikes=spikes, membrane=membrane)
+    last = tuple(None if s is None else torch.empty_like(v0) for s in state0)
+    starts_numel = (-(-steps // chunk) - 1) * n
+    _call(
+        "family_forward", x.dtype, n, x, _Pointers(list(state0), n, "state0"), spikes, membrane,
+        _Pointers(list(starts), starts_numel, "starts"), _Pointers(list(last), n, "last"),
+        _Pointers([params.get(k) for k in PARAMETERS], n, "params"), float(v_rest),
+        float(v_reset), _RESETS[reset], steps, n, chunk,
+    )  # fmt: skip
+    return last
+
+
+def family_backward(
+    x: Tensor,
+    state0: tuple[Tensor | None, ...],
+    starts: tuple[Tensor | None, ...],
+    grad_spikes: Tensor | None,
+    grad_membrane: Tensor | None,
+    grad_last: tuple[Tensor | None, ...],
+    params: dict[str, Tensor],
+    need: set[str],
+    v_rest: float,
+    v_reset: float,
+    reset: str,
+    detach_reset: bool,
+    surrogate: sg.Surrogate,
+    chunk: int,
+) -> tuple[Tensor, tuple[Tensor | None, ...], dict[str, Tensor]]:
+    """Reverse :func:`family_forward`: ``(dL/dx, dL/d(v0, i0, a0), {name: dL/dparameter})``,
+    the parameters' gradients per neuron (summed over time) for the names in ``need``."""
+    v0 = state0[0]
+    n, steps = v0.numel(), x.shape[0]
+    _expect_size(steps * n, x=x)
+    grad_spikes, grad_membrane = (
+        _Gradient.of(g, x, name)
+        for g, name in ((grad_spikes, "grad_spikes"), (grad_membrane, "grad_membrane"))
+    )
+    grad_last = [None if g is None else g.contiguous() for g in grad_last]
+    grad_x = torch.empty_like(x)
+    grad_state0 = tuple(None if s is None else torch.empty_like(v0) for s in state0)
+    grads = {k: torch.empty_like(v0) for k in PARAMETERS if k in need}
+    code, c1, c2 = _surrogate_code(surrogate)
+    starts_numel = (-(-steps // chunk) - 1) * n
+    _call(
+        "family_backward", x.dtype, n, x, _Pointers(list(state0), n, "state0"),
+        _Pointers(list(starts), starts_numel, "starts"), grad_spikes, grad_membrane,
+        _Pointers(grad_last, n, "grad_last"), grad_x, _Pointers(list(grad_state0), n, "grads"),
+        _Pointers([grads.get(k) for k in PARAMETERS], n, "grads"),
+        _Pointers([params.get(k) for k in PARAMETERS], n, "params"), float(v_rest),
+        float(v_reset), _RESETS[reset], int(detach_reset), code, float(c1), float(c2), steps, n,
+        chunk,
+    )  # fmt: skip
+    return grad_x, grad_state0, grads

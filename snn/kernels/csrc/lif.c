@@ -1,5 +1,6 @@
-/* The fused LIF's native CPU executor, instantiated for float and double (see lif_kernel.h),
-   and the loop that runs its neuron ranges side by side. */
+/* The native CPU executor of the LIF family's fused nodes (LIF, CubaLIF, ALIF), instantiated
+   for float and double (see lif_kernel.h), and the loop that runs its neuron ranges side by
+   side. */
 
 #include <math.h>
 #include <pthread.h>
@@ -17,6 +18,13 @@ enum {
     SG_STRAIGHT_THROUGH = 5
 };
 
+/* The family's parameters and states, as indices into the arrays its entry points take (see
+   lif_kernel.h); snn/kernels/native.py lists them in this order. */
+enum {
+    P_BETA, P_V_TH, P_JUMP, P_ALPHA, P_G_CUR, P_G_IN, P_RHO, P_ONE_MINUS_RHO, P_ADAPT, P_COUNT
+};
+enum { S_V, S_I, S_A, S_COUNT };
+
 /* Neurons per tile: a tile's state and a chunk of its potentials stay in the L1/L2 caches. */
 #ifndef TILE
 #define TILE 256
@@ -28,7 +36,7 @@ enum {
 #endif
 
 /* The ABI version the Python loader checks, bumped with any change of a signature below. */
-int snn_lif_abi(void) { return 3; }
+int snn_lif_abi(void) { return 4; }
 
 /* ---------------------------------------------------------------------------------------------
    Running neuron ranges side by side. Neurons are independent, so a kernel's work over [0, n) is

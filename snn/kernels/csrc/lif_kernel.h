@@ -1,18 +1,35 @@
-/* The LIF time loop for one floating-point type REAL; lif.c includes it once per type.
+/* The time loop of the LIF family (LIF, CubaLIF, ALIF) for one floating-point type REAL; lif.c
+   includes it once per type.
 
-   The algorithm is snn/kernels/fused.py's (its docstring has the equations): forward keeps the
-   potential at the start of every chunk of `chunk` steps; backward recomputes a chunk's pre-spike
-   potentials from it into a buffer that stays in cache, then runs the reverse recurrence over the
-   chunk. Neurons are independent: lif.c's run() cuts [0, n) into ranges [i0, i1), one per
-   thread. A range is walked in tiles of TILE neurons; within a tile every step is a contiguous
-   loop the compiler vectorizes.
+   One neuron, every part but the membrane optional (snn/kernels/family.py's docstring derives
+   the forward and reverse recurrences):
 
-   Built with -ffp-contract=off: each operation rounds as lif_step's PyTorch operations do (no
-   fused multiply-add), so spikes and potentials equal the reference loop's bit for bit.
+       c_t     = g_in x_t                          (family neurons; the LIF's caller applies it)
+       i_t     = alpha i_{t-1} + c_t,   I_t = g_cur i_t       (current state: CubaLIF)
+       h_t     = v_rest + beta (v_{t-1} - v_rest) + I_t
+       theta_t = v_th + adapt a_{t-1}                         (threshold state: ALIF)
+       s_t     = H(h_t - theta_t),      v_t = reset(h_t, s_t, theta_t)
+       a_t     = rho a_{t-1} + (1 - rho) s_t
 
-   Arrays are row-major [steps, n], except the incoming gradients (see grad_row). beta, v_th and
-   jump (= v_th - v_reset) are [n]: the caller expands scalars. Optional arrays are NULL when
-   absent. */
+   The step is written once (cell_step forward, reverse_tile backward) with the optional states
+   as compile-time flags, `current` and `adaptive`: each variant's range function passes
+   constants, so the compiler drops the parts that are off and the LIF's loops are what they
+   were before the family existed.
+
+   The algorithm is snn/kernels/fused.py's: forward keeps the state at the start of every chunk
+   of `chunk` steps; backward recomputes a chunk's pre-spike potentials (and states) from it into
+   buffers that stay in cache, then runs the reverse recurrence over the chunk. Neurons are
+   independent: lif.c's run() cuts [0, n) into ranges [i0, i1), one per thread. A range is
+   walked in tiles of TILE neurons; within a tile every step is a contiguous loop the compiler
+   vectorizes.
+
+   Built with -ffp-contract=off: each operation rounds as the reference steps' PyTorch operations
+   do (no fused multiply-add), so spikes and states equal the reference loop's bit for bit.
+
+   Arrays are row-major [steps, n], except the incoming gradients (see grad_row). The parameters
+   (param[P_*], see lif.c) are [n]: the caller expands scalars. jump (= v_th - v_reset) serves
+   the neurons without a threshold state; one_minus_rho is 1 - rho as the reference computes it.
+   Optional arrays are NULL when absent. */
 
 static inline REAL NAME(surrogate)(int kind, REAL c1, REAL c2, REAL u) {
     switch (kind) {
@@ -57,57 +74,91 @@ static inline REAL NAME(after_reset)(int reset, REAL h, REAL s, REAL jump, REAL 
     return h;
 }
 
+/* A tile's parameters: each points at the tile's first neuron, NULL where absent. */
+struct NAME(tile) {
+    const REAL *beta, *v_th, *jump, *alpha, *g_cur, *g_in, *rho, *one_minus_rho, *adapt;
+};
+
+static inline struct NAME(tile) NAME(tile_at)(const REAL *const *param, int64_t a) {
+#define AT(k) (param[k] ? param[k] + a : NULL)
+    const struct NAME(tile) q = {
+        AT(P_BETA), AT(P_V_TH), AT(P_JUMP), AT(P_ALPHA), AT(P_G_CUR), AT(P_G_IN),
+        AT(P_RHO), AT(P_ONE_MINUS_RHO), AT(P_ADAPT),
+    };
+#undef AT
+    return q;
+}
+
+/* One forward step of neuron i: updates its potential *v (and current *cur, adaptation *ad),
+   stores the pre-spike potential in *h, returns the spike. Each line rounds as the reference
+   step's operation does (snn/family_functional.py): products before sums. */
+static inline __attribute__((always_inline)) REAL NAME(cell_step)(
+    const int current, const int adaptive, const struct NAME(tile) *q, int64_t i, REAL x,
+    REAL *v, REAL *cur, REAL *ad, REAL v_rest, int has_rest, int reset, REAL v_reset, REAL *h) {
+    REAL drive = x;
+    if (current || adaptive) drive = q->g_in[i] * drive;
+    if (current) {
+        *cur = q->alpha[i] * *cur + drive;
+        drive = q->g_cur[i] * *cur;
+    }
+    const REAL pre = NAME(pre_spike)(*v, q->beta[i], drive, v_rest, has_rest);
+    const REAL theta = adaptive ? q->v_th[i] + q->adapt[i] * *ad : q->v_th[i];
+    const REAL s = pre >= theta ? 1 : 0;
+    *h = pre;
+    *v = NAME(after_reset)(reset, pre, s, adaptive ? theta - v_reset : q->jump[i], v_reset);
+    /* s is 0 or 1: s * (1 - rho) is exact */
+    if (adaptive) *ad = q->rho[i] * *ad + q->one_minus_rho[i] * s;
+    return s;
+}
+
 struct NAME(forward_args) {
-    const REAL *x, *v0;
-    REAL *spikes, *membrane, *starts, *v_last;
-    const REAL *beta, *v_th, *jump;
+    const REAL *x;
+    const REAL *state0[S_COUNT];
+    REAL *spikes, *membrane;
+    REAL *starts[S_COUNT], *last[S_COUNT];
+    const REAL *param[P_COUNT];
     REAL v_rest, v_reset;
     int reset;
     int64_t steps, n, chunk;
 };
 
-static int NAME(forward_range)(const void *args, int64_t i0, int64_t i1) {
+static inline __attribute__((always_inline)) int NAME(cell_forward)(
+    const void *args, int64_t i0, int64_t i1, const int current, const int adaptive) {
     const struct NAME(forward_args) *p = args;
     const REAL *x = p->x;
-    REAL *spikes = p->spikes, *membrane = p->membrane, *starts = p->starts;
+    REAL *spikes = p->spikes, *membrane = p->membrane, *starts = p->starts[S_V];
     const int64_t steps = p->steps, n = p->n, chunk = p->chunk;
     const REAL v_rest = p->v_rest, v_reset = p->v_reset;
     const int reset = p->reset, has_rest = v_rest != 0;
-    REAL v[TILE];
+    REAL v[TILE], cur[TILE], ad[TILE];
     for (int64_t a = i0; a < i1; a += TILE) {
         const int64_t m = (i1 - a < TILE) ? i1 - a : TILE;
-        const REAL *b = p->beta + a, *th = p->v_th + a, *jp = p->jump + a;
-        memcpy(v, p->v0 + a, m * sizeof(REAL));
+        const size_t row = m * sizeof(REAL);
+        const struct NAME(tile) q = NAME(tile_at)(p->param, a);
+        memcpy(v, p->state0[S_V] + a, row);
+        if (current) memcpy(cur, p->state0[S_I] + a, row);
+        if (adaptive) memcpy(ad, p->state0[S_A] + a, row);
         for (int64_t t = 0; t < steps; t++) {
-            if (t > 0 && t % chunk == 0)
-                memcpy(starts + (t / chunk - 1) * n + a, v, m * sizeof(REAL));
+            if (t > 0 && t % chunk == 0) {
+                memcpy(starts + (t / chunk - 1) * n + a, v, row);
+                if (current) memcpy(p->starts[S_I] + (t / chunk - 1) * n + a, cur, row);
+                if (adaptive) memcpy(p->starts[S_A] + (t / chunk - 1) * n + a, ad, row);
+            }
             const REAL *xt = x + t * n + a;
             REAL *st = spikes + t * n + a;
             if (t + AHEAD < steps) NAME(prefetch)(xt + AHEAD * n, m);
             for (int64_t i = 0; i < m; i++) {
-                const REAL h = NAME(pre_spike)(v[i], b[i], xt[i], v_rest, has_rest);
-                const REAL s = h >= th[i] ? 1 : 0;
-                st[i] = s;
-                v[i] = NAME(after_reset)(reset, h, s, jp[i], v_reset);
+                REAL h;
+                st[i] = NAME(cell_step)(current, adaptive, &q, i, xt[i], &v[i], &cur[i], &ad[i],
+                                        v_rest, has_rest, reset, v_reset, &h);
             }
-            if (membrane) memcpy(membrane + t * n + a, v, m * sizeof(REAL));
+            if (membrane) memcpy(membrane + t * n + a, v, row);
         }
-        memcpy(p->v_last + a, v, m * sizeof(REAL));
+        memcpy(p->last[S_V] + a, v, row);
+        if (current) memcpy(p->last[S_I] + a, cur, row);
+        if (adaptive) memcpy(p->last[S_A] + a, ad, row);
     }
     return 0;
-}
-
-/* Run the forward time loop over neurons [0, n), in `parts` ranges of `step` neurons. */
-void NAME(lif_forward)(const REAL *x, const REAL *v0, REAL *spikes, REAL *membrane, REAL *starts,
-                       REAL *v_last, const REAL *beta, const REAL *v_th, const REAL *jump,
-                       double v_rest, double v_reset, int reset, int64_t steps, int64_t n,
-                       int64_t chunk, int parts, int64_t step) {
-    const struct NAME(forward_args) args = {
-        x, v0, spikes, membrane, starts, v_last, beta, v_th, jump,
-        (REAL)v_rest, (REAL)v_reset, reset, steps, n, chunk,
-    };
-    struct job job = {NAME(forward_range), &args, n, step, parts, 0};
-    run(&job);
 }
 
 /* An incoming [steps, ...] gradient, read where autograd left it: step t's value for neuron i is
@@ -131,75 +182,115 @@ static inline const REAL *NAME(grad_row)(const struct NAME(grad) *g, int64_t t, 
     return buf;
 }
 
-/* One reverse step for a tile: dL/dh into gx, dL/dv_th's term into dth (see
-   snn/kernels/fused.py's table), and delta <- dL/dh * beta. `kind`, `reset` and `detach` are
-   constants where this is inlined, so each combination is one branch-free, vectorized loop that
-   keeps its intermediates in registers. */
+/* One reverse step for a tile: dL/dx into gx, dL/dtheta into dth (see snn/kernels/fused.py's
+   table; theta is v_th without a threshold state), and delta <- dL/dv_{t-1} = dL/dh * beta.
+   With a current state: di (dL/di_t from later steps on entry) <- dL/di_{t-1}, dc <- dL/dc_t.
+   With a threshold state: da (dL/da_t on entry) <- dL/da_{t-1}, and rterm <- dL/da_t (a_{t-1} -
+   s_t), dL/drho's term; a_prev is a_{t-1}. Family neurons also store dL/dh into gh. `kind`,
+   `reset`, `detach` and the flags are constants where this is inlined, so each combination is one
+   branch-free, vectorized loop that keeps its intermediates in registers. */
 static inline __attribute__((always_inline)) void NAME(reverse_tile)(
-    int kind, int reset, int detach, REAL c1, REAL c2, const REAL *restrict h,
-    const REAL *restrict th, const REAL *restrict jp, const REAL *restrict b,
-    const REAL *restrict gs, const REAL *restrict gm, REAL v_reset, REAL *restrict delta,
-    REAL *restrict gx, REAL *restrict dth, int64_t m) {
+    const int current, const int adaptive, int kind, int reset, int detach, REAL c1, REAL c2,
+    const REAL *restrict h, const REAL *restrict th, const REAL *restrict jp,
+    const REAL *restrict b, const REAL *restrict gs, const REAL *restrict gm, REAL v_reset,
+    REAL *restrict delta, REAL *restrict gx, REAL *restrict dth, const REAL *restrict alpha,
+    const REAL *restrict g_cur, const REAL *restrict g_in, const REAL *restrict rho,
+    const REAL *restrict omr, const REAL *restrict adapt, const REAL *restrict a_prev,
+    REAL *restrict di, REAL *restrict da, REAL *restrict gh, REAL *restrict dc,
+    REAL *restrict rterm, int64_t m) {
     for (int64_t i = 0; i < m; i++) {
-        const REAL sigma = NAME(surrogate)(kind, c1, c2, h[i] - th[i]);
+        const REAL theta = adaptive ? th[i] + adapt[i] * a_prev[i] : th[i];
+        const REAL jump = adaptive ? theta - v_reset : jp[i];
+        const REAL sigma = NAME(surrogate)(kind, c1, c2, h[i] - theta);
         const REAL d = delta[i] + gm[i]; /* dL/dv_t */
-        const REAL s = h[i] >= th[i] ? 1 : 0;
+        const REAL s = h[i] >= theta ? 1 : 0;
         REAL dv_dh = 1, dv_dth = 0;
         if (reset == RESET_SUBTRACT) {
-            dv_dh = detach ? 1 : 1 - jp[i] * sigma;
-            dv_dth = detach ? -s : jp[i] * sigma - s;
+            dv_dh = detach ? 1 : 1 - jump * sigma;
+            dv_dth = detach ? -s : jump * sigma - s;
         } else if (reset == RESET_ZERO) {
             dv_dh = detach ? 1 - s : (1 - s) + (v_reset - h[i]) * sigma;
             dv_dth = detach ? 0 : (h[i] - v_reset) * sigma;
         }
-        const REAL through_spike = gs[i] * sigma;
+        /* dL/ds_t: the output's, and through a_t = rho a_{t-1} + (1 - rho) s_t */
+        const REAL grad_s = adaptive ? gs[i] + omr[i] * da[i] : gs[i];
+        const REAL through_spike = grad_s * sigma;
         const REAL grad_h = d * dv_dh + through_spike;
-        gx[i] = grad_h;
-        dth[i] = d * dv_dth - through_spike;
+        const REAL grad_theta = d * dv_dth - through_spike;
+        REAL grad_c = grad_h; /* dL/dc_t */
+        if (current) {
+            grad_c = g_cur[i] * grad_h + di[i];
+            di[i] = alpha[i] * grad_c;
+            dc[i] = grad_c;
+        }
+        gx[i] = (current || adaptive) ? g_in[i] * grad_c : grad_c;
+        dth[i] = grad_theta;
         delta[i] = grad_h * b[i];
+        if (current || adaptive) gh[i] = grad_h;
+        if (adaptive) {
+            rterm[i] = da[i] * (a_prev[i] - s);
+            da[i] = rho[i] * da[i] + adapt[i] * grad_theta;
+        }
     }
 }
 
 /* reverse_tile with its constants: one case per surrogate and reset mode */
 #define REVERSE_MODES(KIND)                                                                    \
     switch (mode) {                                                                            \
-    case 0: NAME(reverse_tile)(KIND, RESET_SUBTRACT, 0, REVERSE_ARGS); break;                 \
-    case 1: NAME(reverse_tile)(KIND, RESET_SUBTRACT, 1, REVERSE_ARGS); break;                 \
-    case 2: NAME(reverse_tile)(KIND, RESET_ZERO, 0, REVERSE_ARGS); break;                     \
-    case 3: NAME(reverse_tile)(KIND, RESET_ZERO, 1, REVERSE_ARGS); break;                     \
-    default: NAME(reverse_tile)(KIND, RESET_NONE, 0, REVERSE_ARGS);                           \
+    case 0: NAME(reverse_tile)(CELL, KIND, RESET_SUBTRACT, 0, REVERSE_ARGS); break;          \
+    case 1: NAME(reverse_tile)(CELL, KIND, RESET_SUBTRACT, 1, REVERSE_ARGS); break;          \
+    case 2: NAME(reverse_tile)(CELL, KIND, RESET_ZERO, 0, REVERSE_ARGS); break;              \
+    case 3: NAME(reverse_tile)(CELL, KIND, RESET_ZERO, 1, REVERSE_ARGS); break;              \
+    default: NAME(reverse_tile)(CELL, KIND, RESET_NONE, 0, REVERSE_ARGS);                    \
     }
 
 struct NAME(backward_args) {
-    const REAL *x, *v0, *starts;
+    const REAL *x;
+    const REAL *state0[S_COUNT], *starts[S_COUNT];
     struct NAME(grad) grad_spikes, grad_membrane;
-    const REAL *grad_v_last;
-    REAL *grad_x, *grad_v0, *grad_beta, *grad_v_th;
-    const REAL *beta, *v_th, *jump;
+    const REAL *grad_last[S_COUNT];
+    REAL *grad_x;
+    REAL *grad_state0[S_COUNT], *grad_param[P_COUNT];
+    const REAL *param[P_COUNT];
     REAL v_rest, v_reset, c1, c2;
     int reset, detach_reset, surrogate;
     int64_t steps, n, chunk;
 };
 
-static int NAME(backward_range)(const void *args, int64_t i0, int64_t i1) {
+/* dL/dparameter's sum over time in double, per neuron of the tile */
+static inline void NAME(accumulate)(double *acc, const REAL *u, const REAL *w, int64_t m) {
+    for (int64_t i = 0; i < m; i++) acc[i] += (double)(u[i] * w[i]);
+}
+
+static inline __attribute__((always_inline)) int NAME(cell_backward)(
+    const void *args, int64_t i0, int64_t i1, const int current, const int adaptive) {
     const struct NAME(backward_args) *p = args;
-    const REAL *x = p->x, *v0 = p->v0, *starts = p->starts;
+    const REAL *x = p->x, *v0 = p->state0[S_V], *starts = p->starts[S_V];
     const int64_t steps = p->steps, n = p->n, chunk = p->chunk;
     const REAL v_rest = p->v_rest, v_reset = p->v_reset, c1 = p->c1, c2 = p->c2;
     const int reset = p->reset, has_rest = v_rest != 0, surrogate = p->surrogate;
     const struct NAME(grad) *grad_spikes = &p->grad_spikes, *grad_membrane = &p->grad_membrane;
-    REAL *grad_beta = p->grad_beta, *grad_v_th = p->grad_v_th;
-    /* per chunk step: the pre-spike potential h, and (for dL/dbeta) the potential before it */
-    REAL *pre = malloc((size_t)chunk * TILE * sizeof(REAL));
-    REAL *before = grad_beta ? malloc((size_t)chunk * TILE * sizeof(REAL)) : NULL;
-    if (!pre || (grad_beta && !before)) {
+    REAL *grad_beta = p->grad_param[P_BETA], *grad_v_th = p->grad_param[P_V_TH];
+    REAL *const *grad_param = p->grad_param;
+    const size_t rows = (size_t)chunk * TILE * sizeof(REAL);
+    /* per chunk step: the pre-spike potential h, and (for dL/dbeta) the potential before it;
+       the current and the adaptation before each step and after the last */
+    REAL *pre = malloc(rows);
+    REAL *before = grad_beta ? malloc(rows) : NULL;
+    REAL *cur_at = current ? malloc(rows + TILE * sizeof(REAL)) : NULL;
+    REAL *ad_at = adaptive ? malloc(rows + TILE * sizeof(REAL)) : NULL;
+    if (!pre || (grad_beta && !before) || (current && !cur_at) || (adaptive && !ad_at)) {
         free(pre);
         free(before);
+        free(cur_at);
+        free(ad_at);
         return -1;
     }
     REAL v[TILE], delta[TILE], dth[TILE], gs_buf[TILE], gm_buf[TILE];
+    REAL di[TILE], da[TILE], gh[TILE], dc[TILE], rterm[TILE];
     REAL zeros[TILE] = {0}; /* stands in for an absent incoming gradient */
     double acc_beta[TILE], acc_v_th[TILE]; /* sums over time, in double */
+    double acc_alpha[TILE], acc_g_cur[TILE], acc_g_in[TILE], acc_rho[TILE], acc_adapt[TILE];
     const int64_t chunks = (steps + chunk - 1) / chunk;
     const int mode = reset == RESET_NONE ? 4 : 2 * reset + (p->detach_reset != 0);
     /* rows a few steps back are prefetched where they lie in place and change with the step */
@@ -207,28 +298,55 @@ static int NAME(backward_range)(const void *args, int64_t i0, int64_t i1) {
     const int64_t gm_ahead = grad_membrane->offsets ? 0 : AHEAD * grad_membrane->step;
     for (int64_t a = i0; a < i1; a += TILE) {
         const int64_t m = (i1 - a < TILE) ? i1 - a : TILE;
-        const REAL *b = p->beta + a, *th = p->v_th + a, *jp = p->jump + a;
+        const size_t row = m * sizeof(REAL);
+        const struct NAME(tile) q = NAME(tile_at)(p->param, a);
+        const REAL *b = q.beta, *th = q.v_th, *jp = q.jump;
         for (int64_t i = 0; i < m; i++) {
-            delta[i] = p->grad_v_last ? p->grad_v_last[a + i] : 0;
+            delta[i] = p->grad_last[S_V] ? p->grad_last[S_V][a + i] : 0;
             acc_beta[i] = 0;
             acc_v_th[i] = 0;
         }
+        if (current)
+            for (int64_t i = 0; i < m; i++) {
+                di[i] = p->grad_last[S_I] ? p->grad_last[S_I][a + i] : 0;
+                acc_alpha[i] = acc_g_cur[i] = 0;
+            }
+        if (adaptive)
+            for (int64_t i = 0; i < m; i++) {
+                da[i] = p->grad_last[S_A] ? p->grad_last[S_A][a + i] : 0;
+                acc_rho[i] = acc_adapt[i] = 0;
+            }
+        if (current || adaptive)
+            for (int64_t i = 0; i < m; i++) acc_g_in[i] = 0;
         for (int64_t c = chunks - 1; c >= 0; c--) {
             const int64_t t0 = c * chunk, t1 = (t0 + chunk < steps) ? t0 + chunk : steps;
-            memcpy(v, c == 0 ? v0 + a : starts + (c - 1) * n + a, m * sizeof(REAL));
+            memcpy(v, c == 0 ? v0 + a : starts + (c - 1) * n + a, row);
+            if (current)
+                memcpy(cur_at, c == 0 ? p->state0[S_I] + a : p->starts[S_I] + (c - 1) * n + a,
+                       row);
+            if (adaptive)
+                memcpy(ad_at, c == 0 ? p->state0[S_A] + a : p->starts[S_A] + (c - 1) * n + a,
+                       row);
             for (int64_t t = t0; t < t1; t++) { /* recompute h exactly as the forward did */
-                REAL *ht = pre + (t - t0) * TILE;
-                if (before) memcpy(before + (t - t0) * TILE, v, m * sizeof(REAL));
+                const int64_t k = t - t0;
+                REAL *ht = pre + k * TILE;
+                REAL *ck = current ? cur_at + k * TILE : NULL;
+                REAL *ak = adaptive ? ad_at + k * TILE : NULL;
+                if (before) memcpy(before + k * TILE, v, row);
                 const REAL *xt = x + t * n + a;
                 if (t + AHEAD < t1) NAME(prefetch)(xt + AHEAD * n, m);
                 for (int64_t i = 0; i < m; i++) {
-                    const REAL h = NAME(pre_spike)(v[i], b[i], xt[i], v_rest, has_rest);
-                    ht[i] = h;
-                    v[i] = NAME(after_reset)(reset, h, h >= th[i] ? 1 : 0, jp[i], v_reset);
+                    REAL cur = current ? ck[i] : 0, ad = adaptive ? ak[i] : 0;
+                    NAME(cell_step)(current, adaptive, &q, i, xt[i], &v[i], &cur, &ad, v_rest,
+                                    has_rest, reset, v_reset, &ht[i]);
+                    if (current) ck[TILE + i] = cur;
+                    if (adaptive) ak[TILE + i] = ad;
                 }
             }
             for (int64_t t = t1 - 1; t >= t0; t--) {
-                const REAL *ht = pre + (t - t0) * TILE;
+                const int64_t k = t - t0;
+                const REAL *ht = pre + k * TILE;
+                const REAL *ak = adaptive ? ad_at + k * TILE : NULL;
                 const REAL *gs = NAME(grad_row)(grad_spikes, t, a, m, gs_buf, zeros);
                 const REAL *gm = NAME(grad_row)(grad_membrane, t, a, m, gm_buf, zeros);
                 REAL *gx = p->grad_x + t * n + a;
@@ -236,9 +354,12 @@ static int NAME(backward_range)(const void *args, int64_t i0, int64_t i1) {
                     if (gs_ahead) NAME(prefetch)(gs - gs_ahead, m);
                     if (gm_ahead) NAME(prefetch)(gm - gm_ahead, m);
                 }
-                if (t - t0 < AHEAD && t0 > 0) /* the start of the previous chunk's recompute */
-                    NAME(prefetch)(x + (t0 - chunk + (t - t0)) * n + a, m);
-#define REVERSE_ARGS c1, c2, ht, th, jp, b, gs, gm, v_reset, delta, gx, dth, m
+                if (k < AHEAD && t0 > 0) /* the start of the previous chunk's recompute */
+                    NAME(prefetch)(x + (t0 - chunk + k) * n + a, m);
+#define CELL current, adaptive
+#define REVERSE_ARGS                                                                           \
+    c1, c2, ht, th, jp, b, gs, gm, v_reset, delta, gx, dth, q.alpha, q.g_cur, q.g_in, q.rho,   \
+        q.one_minus_rho, q.adapt, ak, di, da, gh, dc, rterm, m
                 switch (surrogate) {
                 case SG_ATAN: REVERSE_MODES(SG_ATAN); break;
                 case SG_FAST_SIGMOID: REVERSE_MODES(SG_FAST_SIGMOID); break;
@@ -248,27 +369,94 @@ static int NAME(backward_range)(const void *args, int64_t i0, int64_t i1) {
                 default: REVERSE_MODES(SG_STRAIGHT_THROUGH);
                 }
 #undef REVERSE_ARGS
+#undef CELL
                 if (grad_v_th)
                     for (int64_t i = 0; i < m; i++) acc_v_th[i] += (double)dth[i];
+                /* dL/dh: the LIF's is its input gradient */
+                const REAL *grad_h = (current || adaptive) ? gh : gx;
                 if (before) {
-                    const REAL *bt = before + (t - t0) * TILE;
+                    const REAL *bt = before + k * TILE;
                     for (int64_t i = 0; i < m; i++)
-                        acc_beta[i] += (double)(gx[i] * (bt[i] - v_rest));
+                        acc_beta[i] += (double)(grad_h[i] * (bt[i] - v_rest));
                 }
+                if (!current && !adaptive) continue;
+                const REAL *grad_c = current ? dc : gh; /* dL/dc_t */
+                if (grad_param[P_G_IN]) NAME(accumulate)(acc_g_in, grad_c, x + t * n + a, m);
+                if (current && grad_param[P_ALPHA]) /* with i_{t-1} */
+                    NAME(accumulate)(acc_alpha, dc, cur_at + k * TILE, m);
+                if (current && grad_param[P_G_CUR]) /* with i_t */
+                    NAME(accumulate)(acc_g_cur, gh, cur_at + (k + 1) * TILE, m);
+                if (adaptive && grad_param[P_ADAPT]) /* with a_{t-1} */
+                    NAME(accumulate)(acc_adapt, dth, ak, m);
+                if (adaptive && grad_param[P_RHO])
+                    for (int64_t i = 0; i < m; i++) acc_rho[i] += (double)rterm[i];
             }
         }
         for (int64_t i = 0; i < m; i++) {
-            p->grad_v0[a + i] = delta[i];
+            p->grad_state0[S_V][a + i] = delta[i];
             if (grad_beta) grad_beta[a + i] = (REAL)acc_beta[i];
             if (grad_v_th) grad_v_th[a + i] = (REAL)acc_v_th[i];
         }
+#define STORE(k, acc)                                                                          \
+    if (grad_param[k])                                                                         \
+        for (int64_t i = 0; i < m; i++) grad_param[k][a + i] = (REAL)acc[i];
+        if (current) {
+            memcpy(p->grad_state0[S_I] + a, di, row);
+            STORE(P_ALPHA, acc_alpha)
+            STORE(P_G_CUR, acc_g_cur)
+        }
+        if (adaptive) {
+            memcpy(p->grad_state0[S_A] + a, da, row);
+            STORE(P_RHO, acc_rho)
+            STORE(P_ADAPT, acc_adapt)
+        }
+        if (current || adaptive) STORE(P_G_IN, acc_g_in)
+#undef STORE
     }
     free(pre);
     free(before);
+    free(cur_at);
+    free(ad_at);
     return 0;
 }
 
-/* Reverse the steps over neurons [0, n), in `parts` ranges of `step` neurons. The incoming
+#undef REVERSE_MODES
+
+/* The variants' range functions: the flags are constants here, so each is specialized. */
+static int NAME(forward_lif)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_forward)(args, i0, i1, 0, 0);
+}
+static int NAME(forward_cuba)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_forward)(args, i0, i1, 1, 0);
+}
+static int NAME(forward_alif)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_forward)(args, i0, i1, 0, 1);
+}
+static int NAME(backward_lif)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_backward)(args, i0, i1, 0, 0);
+}
+static int NAME(backward_cuba)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_backward)(args, i0, i1, 1, 0);
+}
+static int NAME(backward_alif)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_backward)(args, i0, i1, 0, 1);
+}
+
+/* Run the LIF's forward time loop over neurons [0, n), in `parts` ranges of `step` neurons. */
+void NAME(lif_forward)(const REAL *x, const REAL *v0, REAL *spikes, REAL *membrane, REAL *starts,
+                       REAL *v_last, const REAL *beta, const REAL *v_th, const REAL *jump,
+                       double v_rest, double v_reset, int reset, int64_t steps, int64_t n,
+                       int64_t chunk, int parts, int64_t step) {
+    const struct NAME(forward_args) args = {
+        x, {v0, NULL, NULL}, spikes, membrane, {starts, NULL, NULL}, {v_last, NULL, NULL},
+        {beta, v_th, jump, NULL, NULL, NULL, NULL, NULL, NULL}, (REAL)v_rest, (REAL)v_reset,
+        reset, steps, n, chunk,
+    };
+    struct job job = {NAME(forward_lif), &args, n, step, parts, 0};
+    run(&job);
+}
+
+/* Reverse the LIF's steps over neurons [0, n), in `parts` ranges of `step` neurons. The incoming
    gradients are (data, step, offsets) triples (see struct grad); grad_v_last may be NULL.
    grad_beta and grad_v_th (per neuron, summed over time) are NULL when not needed. Writes dL/dI
    into grad_x and dL/dv0 into grad_v0. Returns 0, or -1 if out of memory. */
@@ -281,13 +469,76 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
                        double c2, int64_t steps, int64_t n, int64_t chunk, int parts,
                        int64_t step) {
     const struct NAME(backward_args) args = {
-        x, v0, starts, {gs_data, gs_step, gs_offsets}, {gm_data, gm_step, gm_offsets},
-        grad_v_last, grad_x, grad_v0, grad_beta, grad_v_th, beta, v_th, jump,
-        (REAL)v_rest, (REAL)v_reset, (REAL)c1, (REAL)c2, reset, detach_reset, surrogate,
-        steps, n, chunk,
+        x, {v0, NULL, NULL}, {starts, NULL, NULL}, {gs_data, gs_step, gs_offsets},
+        {gm_data, gm_step, gm_offsets}, {grad_v_last, NULL, NULL}, grad_x,
+        {grad_v0, NULL, NULL}, {grad_beta, grad_v_th, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
+        {beta, v_th, jump, NULL, NULL, NULL, NULL, NULL, NULL}, (REAL)v_rest, (REAL)v_reset,
+        (REAL)c1, (REAL)c2, reset, detach_reset, surrogate, steps, n, chunk,
     };
-    struct job job = {NAME(backward_range), &args, n, step, parts, 0};
+    struct job job = {NAME(backward_lif), &args, n, step, parts, 0};
     return run(&job);
 }
 
-#undef REVERSE_MODES
+/* The family's entry points: state0, starts and last are [S_COUNT] arrays (the potential, the
+   current, the adaptation: NULL where the neuron has no such state), param is [P_COUNT]. A
+   neuron has a current state (CubaLIF), a threshold state (ALIF), or neither (the LIF: then the
+   caller has applied the input gain); both at once is refused (-2). */
+static int NAME(variant)(const void *const *state0) {
+    return (state0[S_I] != NULL) + 2 * (state0[S_A] != NULL);
+}
+
+int NAME(family_forward)(const REAL *x, const REAL *const *state0, REAL *spikes,
+                         REAL *membrane, REAL *const *starts, REAL *const *last,
+                         const REAL *const *param, double v_rest, double v_reset, int reset,
+                         int64_t steps, int64_t n, int64_t chunk, int parts, int64_t step) {
+    struct NAME(forward_args) args = {
+        x, {NULL}, spikes, membrane, {NULL}, {NULL}, {NULL}, (REAL)v_rest, (REAL)v_reset,
+        reset, steps, n, chunk,
+    };
+    for (int k = 0; k < S_COUNT; k++) {
+        args.state0[k] = state0[k];
+        args.starts[k] = starts[k];
+        args.last[k] = last[k];
+    }
+    for (int k = 0; k < P_COUNT; k++) args.param[k] = param[k];
+    static int (*const ranges[])(const void *, int64_t, int64_t) = {
+        NAME(forward_lif), NAME(forward_cuba), NAME(forward_alif)};
+    const int variant = NAME(variant)((const void *const *)state0);
+    if (variant > 2) return -2;
+    struct job job = {ranges[variant], &args, n, step, parts, 0};
+    return run(&job);
+}
+
+/* grad_last: dL/d(the last states), each NULL when none flows in; grad_state0: where dL/d(the
+   initial states) go; grad_param: where each parameter's gradient (per neuron, summed over
+   time) goes, NULL when not needed. Returns 0, -1 if out of memory, -2 for both states. */
+int NAME(family_backward)(const REAL *x, const REAL *const *state0, const REAL *const *starts,
+                          const REAL *gs_data, int64_t gs_step, const int64_t *gs_offsets,
+                          const REAL *gm_data, int64_t gm_step, const int64_t *gm_offsets,
+                          const REAL *const *grad_last, REAL *grad_x, REAL *const *grad_state0,
+                          REAL *const *grad_param, const REAL *const *param, double v_rest,
+                          double v_reset, int reset, int detach_reset, int surrogate, double c1,
+                          double c2, int64_t steps, int64_t n, int64_t chunk, int parts,
+                          int64_t step) {
+    struct NAME(backward_args) args = {
+        x, {NULL}, {NULL}, {gs_data, gs_step, gs_offsets}, {gm_data, gm_step, gm_offsets},
+        {NULL}, grad_x, {NULL}, {NULL}, {NULL}, (REAL)v_rest, (REAL)v_reset, (REAL)c1,
+        (REAL)c2, reset, detach_reset, surrogate, steps, n, chunk,
+    };
+    for (int k = 0; k < S_COUNT; k++) {
+        args.state0[k] = state0[k];
+        args.starts[k] = starts[k];
+        args.grad_last[k] = grad_last[k];
+        args.grad_state0[k] = grad_state0[k];
+    }
+    for (int k = 0; k < P_COUNT; k++) {
+        args.grad_param[k] = grad_param[k];
+        args.param[k] = param[k];
+    }
+    static int (*const ranges[])(const void *, int64_t, int64_t) = {
+        NAME(backward_lif), NAME(backward_cuba), NAME(backward_alif)};
+    const int variant = NAME(variant)((const void *const *)state0);
+    if (variant > 2) return -2;
+    struct job job = {ranges[variant], &args, n, step, parts, 0};
+    return run(&job);
+}

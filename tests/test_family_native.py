@@ -1,0 +1,264 @@
+"""CubaLIF and ALIF on the native C kernel against a per-step autograd loop written here.
+
+The loop shares no code with snn (its spike is tests/_reference.py's ``Step``). Each case runs
+1400 neurons (B = 2, N = 700): at 1, 2 and 3 threads every range holds several 256-neuron tiles
+and a partial one (the kernel's minimum range is lowered so that this small population splits);
+T = 75 steps, two 32-step chunks and a partial one; non-zero initial states; per-neuron
+parameters that all take gradients, or Python numbers; a loss on the spikes, the recorded
+membrane and the final states. The native results must not depend on the thread count, bit for
+bit.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _backends import needs_cc
+from _reference import Step
+
+from snn.family_functional import (
+    ALIFParameters,
+    ALIFState,
+    CubaLIFParameters,
+    CubaLIFState,
+    alif_sequence,
+    cuba_lif_sequence,
+)
+from snn.functional import LIFParameters
+from snn.kernels import native
+
+pytestmark = needs_cc
+
+T, B, N = 75, 2, 700
+V_REST, V_RESET = 0.1, -0.2
+RESETS = ["subtract", "zero", "none"]
+SURROGATES = ["atan", "fast_sigmoid", "sigmoid", "triangle", "rectangular", "straight_through"]
+THREADS = (1, 2, 3)
+
+
+KERNEL_CALLS = []
+
+
+@pytest.fixture(autouse=True)
+def small_ranges(monkeypatch):
+    """Let 1400 neurons split over up to 3 threads, and count the native kernel's forward calls;
+    restore the thread count afterwards."""
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(native, "_MIN_NEURONS_PER_THREAD", 256)
+    family_forward = native.family_forward
+
+    def counted(*args, **kwargs):
+        KERNEL_CALLS.append(1)
+        return family_forward(*args, **kwargs)
+
+    monkeypatch.setattr(native, "family_forward", counted)
+    yield
+    torch.set_num_threads(threads)
+
+
+def loop(kind, x, state, p, reset, detach, surrogate):
+    """The neuron's equations as a plain autograd loop: spikes, membrane trace, final state."""
+    if kind == "cuba":
+        i, v = state
+    else:
+        v, a = state
+    spikes, trace = [], []
+    for x_t in x.unbind(0):
+        if kind == "cuba":
+            i = p["alpha"] * i + p["g_in"] * x_t
+            drive, theta = p["gain"] * i, p["v_th"]
+        else:
+            drive, theta = p["gain"] * x_t, p["v_th"] + p["adapt"] * a
+        h = V_REST + p["beta"] * (v - V_REST) + drive
+        s = Step.apply(h - theta, surrogate)
+        r = s.detach() if detach else s
+        if reset == "subtract":
+            v = h - r * (theta - V_RESET)
+        elif reset == "zero":
+            v = h - r * (h - V_RESET)
+        else:
+            v = h
+        if kind == "alif":
+            a = p["rho"] * a + (1 - p["rho"]) * s
+        spikes.append(s)
+        trace.append(v)
+    return torch.stack(spikes), torch.stack(trace), ((i, v) if kind == "cuba" else (v, a))
+
+
+def make_case(kind, reset, dtype, per_neuron=True, seed=5):
+    g = torch.Generator().manual_seed(seed)
+
+    def uniform(lo, hi, *shape):
+        return (lo + (hi - lo) * torch.rand(*shape, generator=g, dtype=torch.float64)).to(dtype)
+
+    drive = {"none": 0.05, "subtract": 0.45, "zero": 0.45}[reset] * (0.3 if kind == "cuba" else 1)
+    x = (drive + 0.35 * torch.randn(T, B, N, generator=g, dtype=torch.float64)).to(dtype)
+    ranges = {"beta": (0.6, 0.95), "v_th": (0.9, 1.2), "gain": (0.8, 1.2)}
+    if kind == "cuba":
+        ranges |= {"alpha": (0.5, 0.8), "g_in": (0.8, 1.2)}
+        state = [uniform(-0.2, 0.4, B, N), uniform(-0.2, 0.6, B, N)]
+    else:
+        ranges |= {"rho": (0.8, 0.98), "adapt": (0.5, 2.0)}
+        state = [uniform(-0.2, 0.6, B, N), uniform(0.0, 0.3, B, N)]
+    if per_neuron:
+        p = {k: uniform(lo, hi, N) for k, (lo, hi) in ranges.items()}
+    else:  # numbers: the kernel must round them as torch rounds a scalar operand
+        p = {k: (lo + hi) / 2 for k, (lo, hi) in ranges.items()}
+    weights = [torch.randn(T, B, N, generator=g, dtype=torch.float64).to(dtype) for _ in range(2)]
+    weights += [torch.randn(B, N, generator=g, dtype=torch.float64).to(dtype) for _ in range(2)]
+    return x, state, p, weights
+
+
+def snn_run(kind, x, state, p, reset, detach, surrogate, record_membrane=True):
+    calls = len(KERNEL_CALLS)
+    lif = LIFParameters(
+        beta=p["beta"], v_th=p["v_th"], v_rest=V_REST, v_reset=V_RESET, gain=p["gain"],
+        reset=reset, detach_reset=detach, surrogate=surrogate,
+    )  # fmt: skip
+    if kind == "cuba":
+        params = CubaLIFParameters(alpha=p["alpha"], lif=lif, input_gain=p["g_in"])
+        out = cuba_lif_sequence(x, CubaLIFState(*state), params, record_membrane=record_membrane)
+    else:
+        params = ALIFParameters(lif=lif, rho=p["rho"], adapt=p["adapt"])
+        out = alif_sequence(x, ALIFState(*state), params, record_membrane=record_membrane)
+    assert len(KERNEL_CALLS) == calls + 1, "this did not run the native kernel"
+    return out.spikes, out.membrane, tuple(out.state)
+
+
+def loss_of(spikes, membrane, final, weights):
+    total = (spikes * weights[0]).sum() + (membrane * weights[1]).sum()
+    return total + sum((f * w).sum() for f, w in zip(final, weights[2:], strict=True))
+
+
+def leaves(x, state, p):
+    def leaf(t):
+        return t.detach().clone().requires_grad_(True) if isinstance(t, torch.Tensor) else t
+
+    return leaf(x), [leaf(s) for s in state], {k: leaf(t) for k, t in p.items()}
+
+
+def gradients(out, loss, x, state, p):
+    inputs = [x, *state, *[t for t in p.values() if isinstance(t, torch.Tensor)]]
+    return [o.detach() for o in (out[0], out[1], *out[2])], torch.autograd.grad(loss, inputs)
+
+
+def assert_rate(spikes):
+    rate = float(spikes.mean())
+    assert 0.05 <= rate <= 0.8, f"firing rate {rate:.3f}: the case does not exercise the spike"
+
+
+def assert_close(got, want, what):
+    for k, (g, w) in enumerate(zip(got, want, strict=True)):
+        err = float((g - w).abs().max()) / max(1.0, float(w.abs().max()))
+        assert err < 1e-10, f"{what}: gradient {k} off by {err:.2e}"
+
+
+def run_both(kind, reset, detach, surrogate, dtype=torch.float64, per_neuron=True):
+    """The loop once, the native kernel at 1, 2 and 3 threads: (loop's, [native's per count])."""
+    x, state, p, weights = make_case(kind, reset, dtype, per_neuron)
+    xs, ss, ps = leaves(x, state, p)
+    out = loop(kind, xs, ss, ps, reset, detach, surrogate)
+    want = gradients(out, loss_of(*out, weights), xs, ss, ps)
+    got = []
+    for threads in THREADS:
+        torch.set_num_threads(threads)
+        assert native._split(B * N)[0] == threads  # the neurons really are cut in `threads`
+        xs, ss, ps = leaves(x, state, p)
+        out = snn_run(kind, xs, ss, ps, reset, detach, surrogate)
+        got.append(gradients(out, loss_of(*out, weights), xs, ss, ps))
+    return want, got
+
+
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("reset", RESETS)
+@pytest.mark.parametrize("kind", ["cuba", "alif"])
+def test_equals_the_step_loop_in_float64(kind, reset, detach):
+    """Spikes, membrane and final states bit for bit, every gradient to 1e-10, at each thread
+    count; and the native results bit for bit the same at every thread count."""
+    (want_out, want_grads), got = run_both(kind, reset, detach, "atan")
+    assert_rate(want_out[0])
+    for outs, grads in got:
+        assert all(torch.equal(a, b) for a, b in zip(outs, want_out, strict=True))
+        assert_close(grads, want_grads, f"{kind} {reset} detach={detach}")
+        assert all(torch.equal(a, b) for a, b in zip(grads, got[0][1], strict=True))
+
+
+@pytest.mark.parametrize(
+    ("kind", "surrogate"), [(("alif", "cuba")[k % 2], name) for k, name in enumerate(SURROGATES)]
+)
+def test_every_surrogate(kind, surrogate):
+    (want_out, want_grads), got = run_both(kind, "subtract", False, surrogate)
+    for outs, grads in got:
+        assert torch.equal(outs[0], want_out[0])
+        assert_close(grads, want_grads, surrogate)
+
+
+@pytest.mark.parametrize("per_neuron", [True, False], ids=["per-neuron", "numbers"])
+@pytest.mark.parametrize("reset", RESETS)
+@pytest.mark.parametrize("kind", ["cuba", "alif"])
+def test_float32_bitwise(kind, reset, per_neuron):
+    """Spikes, the membrane and the final states: a product fused into a sum, or a number
+    rounded otherwise than torch rounds it (1 - rho in double, say), shows there."""
+    x, state, p, _ = make_case(kind, reset, torch.float32, per_neuron)
+    want = loop(kind, x, state, p, reset, False, "atan")
+    assert_rate(want[0])
+    torch.set_num_threads(2)
+    got = snn_run(kind, x, state, p, reset, False, "atan")
+    assert torch.equal(got[0], want[0])
+    assert torch.equal(got[1], want[1])
+    assert all(torch.equal(a, b) for a, b in zip(got[2], want[2], strict=True))
+
+
+@pytest.mark.parametrize("kind", ["cuba", "alif"])
+def test_parameters_as_numbers_in_float64(kind):
+    (want_out, want_grads), got = run_both(kind, "zero", False, "atan", per_neuron=False)
+    for outs, grads in got:
+        assert all(torch.equal(a, b) for a, b in zip(outs, want_out, strict=True))
+        assert_close(grads, want_grads, f"{kind} with numbers")
+
+
+@pytest.mark.parametrize("kind", ["cuba", "alif"])
+def test_stride_zero_gradients(kind):
+    """Losses whose gradients autograd hands over broadcast (stride 0 over every dimension, over
+    the batch, over time) give what the same gradient materialized gives, bit for bit, and what
+    the loop gives to 1e-10."""
+    x, state, p, _ = make_case(kind, "subtract", torch.float64)
+    w = torch.linspace(-1, 1, N, dtype=torch.float64)
+    losses = {
+        "sum": (lambda s, m: s.sum() + m.sum(), lambda s, m: (s * torch.ones_like(s)).sum()
+                + (m * torch.ones_like(m)).sum()),
+        "batch": (lambda s, m: (s.sum(1) * w).sum() + m.mean(1).sum(),
+                  lambda s, m: (s * w.expand_as(s).contiguous()).sum()
+                  + (m * torch.full_like(m, 1 / B)).sum()),
+        "time": (lambda s, m: (s.sum(0) * w).sum(),
+                 lambda s, m: (s * w.expand_as(s).clone()).sum()),
+    }  # fmt: skip
+    torch.set_num_threads(2)
+    for name, (broadcast, materialized) in losses.items():
+        results = []
+        for runner, loss_fn in (("snn", broadcast), ("snn", materialized), ("loop", broadcast)):
+            xs, ss, ps = leaves(x, state, p)
+            if runner == "snn":
+                out = snn_run(kind, xs, ss, ps, "subtract", False, "atan")
+            else:
+                out = loop(kind, xs, ss, ps, "subtract", False, "atan")
+            results.append(gradients(out, loss_fn(out[0], out[1]), xs, ss, ps)[1])
+        assert all(torch.equal(a, b) for a, b in zip(results[0], results[1], strict=True)), name
+        assert_close(results[0], results[2], f"{kind} {name}")
+
+
+def test_without_a_recorded_membrane_and_scalar_tensors():
+    """No membrane output, 0-dim tensor parameters (their gradients sum over every neuron)."""
+    x, state, p, weights = make_case("alif", "subtract", torch.float64)
+    p = {k: torch.tensor(float(t.mean()), dtype=torch.float64) for k, t in p.items()}
+    results = []
+    for runner in ("loop", "snn"):
+        xs, ss, ps = leaves(x, state, p)
+        if runner == "snn":
+            spikes, membrane, final = snn_run("alif", xs, ss, ps, "subtract", False, "atan", False)
+            assert membrane is None
+        else:
+            spikes, _, final = loop("alif", xs, ss, ps, "subtract", False, "atan")
+        loss = (spikes * weights[0]).sum() + (final[1] * weights[3]).sum()
+        results.append(torch.autograd.grad(loss, [xs, *ss, *ps.values()]))
+    assert_close(results[1], results[0], "0-dim parameters")
