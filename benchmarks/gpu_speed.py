@@ -8,7 +8,12 @@ process, one row after another on the same GPU:
 * snn's LIF with ``backend="fused"`` (the Triton kernels on CUDA) and ``backend="eager"``;
 * SpikingJelly's multi-step ``LIFNode`` with every backend it has that runs (``cupy``,
   ``triton``, ``torch``), soft reset, arctan surrogate;
-* Norse's ``LIF`` under ``torch.compile`` ("Norse (compiled)"), and plain.
+* Norse's ``LIF`` under ``torch.compile`` ("Norse (compiled)"), and plain;
+* the rest of snn's family on the same shape (``backend="fused"``, the Triton kernels on CUDA):
+  ``CubaLIF``, ``ALIF``, and ``Recurrent`` around a LIF and an ALIF (``Linear -> Recurrent``:
+  one ``[B, N] x [N, N]`` product and one step kernel per step), with the recurrent LIF also
+  through snn's plain autograd loop (``backend="reference"``). The summary gives each one's
+  time over the LIF's (issue 12 asks CubaLIF and ALIF for at most 1.2x).
 
 A peer that cannot be imported is reported as missing, never guessed. ``--check`` exits 1 unless
 the issue's targets hold at 16,384 neurons: snn fp32 at or below SpikingJelly's fastest fp32,
@@ -54,6 +59,23 @@ def snn_layer(backend: str, block: int | None = None) -> Callable[[int], torch.n
             _default_block.append(triton_lif.BLOCK)
         triton_lif.BLOCK = block or _default_block[0]
         return snn.LIF(beta=BETA, backend=backend)
+
+    return build
+
+
+def snn_family_layer(kind: str, backend: str = "fused") -> Callable[[int], torch.nn.Module]:
+    """snn's CubaLIF, ALIF, or a Recurrent layer around a LIF (``"recurrent lif"``) or an ALIF
+    (``"recurrent alif"``), with snn's default parameters but the LIF's beta."""
+
+    def build(n: int) -> torch.nn.Module:
+        import snn
+
+        if kind == "cuba_lif":
+            return snn.CubaLIF(beta=BETA, backend=backend)
+        if kind == "alif":
+            return snn.ALIF(beta=BETA, backend=backend)
+        neuron = snn.ALIF(beta=BETA) if kind == "recurrent alif" else snn.LIF(beta=BETA)
+        return snn.Recurrent(neuron, n, backend=backend)
 
     return build
 
@@ -106,6 +128,11 @@ ROWS: list[tuple[str, Callable[[int], torch.nn.Module]]] = [
     ("spikingjelly torch", spikingjelly_layer("torch")),
     ("norse compiled", norse_layer(True)),
     ("norse", norse_layer(False)),
+    ("snn cuba_lif fused", snn_family_layer("cuba_lif")),
+    ("snn alif fused", snn_family_layer("alif")),
+    ("snn recurrent lif fused", snn_family_layer("recurrent lif")),
+    ("snn recurrent alif fused", snn_family_layer("recurrent alif")),
+    ("snn recurrent lif reference", snn_family_layer("recurrent lif", "reference")),
 ]
 
 
@@ -174,6 +201,16 @@ def missed_targets(results: list[dict], n: int) -> list[str]:
     return missed
 
 
+def family_ratios(results: list[dict], n: int) -> list[str]:
+    """Each family row's time over snn's LIF (``snn fused``) at ``n`` neurons, fp32."""
+    times = {r["row"]: r["time_s"] for r in results
+             if r["neurons"] == n and not r["bf16"] and "time_s" in r}  # fmt: skip
+    if "snn fused" not in times:
+        return []
+    return [f"{row[4:]} {times[row] / times['snn fused']:.2f}x" for row in times
+            if row.startswith(("snn cuba", "snn alif", "snn recurrent"))]  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=5, help="timed iterations per row")
@@ -199,7 +236,7 @@ def main() -> int:
         device, sizes, steps, batch, iters = torch.device("cuda"), NEURONS, STEPS, BATCH, args.iters
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (dry run)"
     print(f"device: {name}; Linear(N->N) -> LIF, batch {batch}, T={steps}, fwd+bwd of the sum")
-    print(f"{'row':22} {'N':>6} {'dtype':>5} {'time (s)':>10} {'peak (GB)':>10}")
+    print(f"{'row':28} {'N':>6} {'dtype':>5} {'time (s)':>10} {'peak (GB)':>10}")
     results = []
     for n in sizes:
         for bf16 in (False, True):
@@ -216,11 +253,16 @@ def main() -> int:
                     shown = f"  failed: {record['error'][:80]}"
                     if row.startswith("snn"):
                         traceback.print_exc()
-                print(f"{row:22} {n:6} {'bf16' if bf16 else 'fp32':>5} {shown}", flush=True)
+                print(f"{row:28} {n:6} {'bf16' if bf16 else 'fp32':>5} {shown}", flush=True)
                 results.append(record)
+                if args.json:  # after every row: a run cut short keeps what it measured
+                    args.json.parent.mkdir(parents=True, exist_ok=True)
+                    args.json.write_text(json.dumps({"device": name, "results": results}))
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
     missed = missed_targets(results, sizes[-1])
+    for n in sizes:
+        print(f"time over the LIF's at {n} neurons, fp32:", ", ".join(family_ratios(results, n)))
     print("targets at", sizes[-1], "neurons:", "met" if not missed else "; ".join(missed))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

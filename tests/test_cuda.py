@@ -171,8 +171,8 @@ def test_bf16_autocast_layer_runs_the_kernels_and_matches_eager():
 
 @pytest.mark.parametrize("neuron", ["cuba_lif", "alif"])
 def test_family_on_cuda_matches_the_reference_loop(neuron):
-    """CubaLIF (its LIF part on the Triton kernels) and ALIF (its own Triton kernels) with
-    backend="fused" on CUDA: bitwise spikes, gradients to 1e-5."""
+    """CubaLIF and ALIF with backend="fused" on CUDA (the family's Triton kernels, with the
+    current or the threshold state compiled in): bitwise spikes, gradients to 1e-5."""
     from snn import family_functional as ff
 
     g = torch.Generator().manual_seed(1)
@@ -191,6 +191,46 @@ def test_family_on_cuda_matches_the_reference_loop(neuron):
         results.append((out.spikes, leaf.grad))
     assert torch.equal(results[0][0], results[1][0])
     torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("kind", "reset"), [("lif", "subtract"), ("cuba", "zero"),
+                                             ("alif", "subtract")])  # fmt: skip
+def test_recurrent_on_cuda_matches_the_recurrent_loop(monkeypatch, kind, reset):
+    """snn.Recurrent with backend="fused" on CUDA runs the Triton recurrent node (a matrix
+    product and one step kernel per step) and equals tests/test_recurrent.py's loop with 600
+    neurons, T = 41, per-neuron parameters and a non-zero state: bitwise spikes in float32, and
+    the gradients of the input, the states, the weight, the bias and every parameter to 1e-5."""
+    from snn.kernels import triton_recurrent
+    from tests.test_recurrent import leaves, loop, loss_of, make_case, snn_run
+
+    calls = []
+    real = triton_recurrent.recurrent_sequence
+    monkeypatch.setattr(
+        triton_recurrent, "recurrent_sequence", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    case = make_case(kind, torch.float32)
+    x, state, s0, p, weight, bias, weights = [
+        [t.cuda() for t in c] if isinstance(c, list) else
+        {k: t.cuda() for k, t in c.items()} if isinstance(c, dict) else c.cuda()
+        for c in case
+    ]  # fmt: skip
+    results = []
+    for runner in ("test loop", "snn"):
+        xs, ss, (s0_, w_, b_) = leaves([x]), leaves(state), leaves([s0, weight, bias])
+        ps = dict(zip(p, leaves(p.values()), strict=True))
+        if runner == "snn":
+            out = snn_run(kind, xs[0], ss, s0_, ps, w_, b_, reset, False, "fused")
+        else:
+            out = loop(kind, xs[0], ss[0] if kind == "lif" else ss, s0_, ps, w_, b_, reset, False)
+        inputs = [*xs, *ss, s0_, w_, b_, *ps.values()]
+        results.append((out[0].detach(), torch.autograd.grad(loss_of(*out, weights), inputs)))
+    assert calls == [1]
+    (want_spikes, want_grads), (got_spikes, got_grads) = results
+    assert 0.05 <= float(want_spikes.mean()) <= 0.8
+    assert torch.equal(got_spikes, want_spikes)
+    for want, got in zip(want_grads, got_grads, strict=True):
+        scale = max(1.0, float(want.abs().max()))
+        assert float((got - want).abs().max()) / scale < 1e-5
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second GPU")

@@ -1,10 +1,13 @@
-"""The Triton kernels of the fused LIF (snn/kernels/triton_lif.py) against the references.
+"""The Triton kernels of the LIF family (snn/kernels/triton_lif.py, triton_family.py,
+triton_recurrent.py) against the references: spikes bit for bit in float32, gradients to 1e-5.
 
 The same tests run on CUDA where there is one, and on CPU through Triton's interpreter: Triton
 reads ``TRITON_INTERPRET`` when the kernels are decorated, so ``test_under_the_interpreter``
 runs this file again in a child process with ``TRITON_INTERPRET=1`` (where the kernels are
 decorated for the interpreter), with small blocks and chunks so that a few dozen neurons span
-several blocks and a partial one, and a few steps several chunks and a partial one.
+several blocks and a partial one, and a few steps several chunks and a partial one. CubaLIF,
+ALIF and the recurrent layer are checked against the plain loops of tests/test_family.py and
+tests/test_recurrent.py (written from the equations, sharing no code with snn).
 """
 
 from __future__ import annotations
@@ -258,9 +261,9 @@ def _alif(backend_or_kernel, reset, detach, surrogate):
 
     def run(x, v0, a0, beta, v_th, rho, adapt):
         if backend_or_kernel == "kernel":
-            from snn.kernels import triton_alif
+            from snn.kernels import triton_family
 
-            return triton_alif.alif_sequence(
+            return triton_family.alif_sequence(
                 x, v0, a0, beta, v_th, rho, adapt, 0.1, -0.2, reset, detach, surrogate, True
             )
         lif = LIFParameters(
@@ -303,22 +306,141 @@ def test_alif_matches_the_reference_loop(reset, detach):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
 
 
+def _family_case(kind, reset, seed=8):
+    """A small CubaLIF ("cuba") or ALIF ("alif") case shaped as tests/test_family.py's: a
+    non-zero state, per-neuron parameters that all take gradients, in float32."""
+    g = torch.Generator().manual_seed(seed)
+
+    def uniform(lo, hi, *shape):
+        return lo + (hi - lo) * torch.rand(*shape, generator=g)
+
+    drive = {"none": 0.05, "subtract": 0.45, "zero": 0.45}[reset] * (0.3 if kind == "cuba" else 1)
+    x = drive + 0.35 * torch.randn(STEPS, BATCH, NEURONS, generator=g)
+    p = {"beta": uniform(0.6, 0.95, NEURONS), "v_th": uniform(0.9, 1.2, NEURONS)}
+    p["gain"] = uniform(0.8, 1.2, NEURONS)
+    if kind == "cuba":
+        p |= {"alpha": uniform(0.5, 0.8, NEURONS), "g_in": uniform(0.8, 1.2, NEURONS)}
+        state = [uniform(-0.2, 0.4, BATCH, NEURONS), uniform(-0.2, 0.6, BATCH, NEURONS)]
+    else:
+        p |= {"rho": uniform(0.8, 0.98, NEURONS), "adapt": uniform(0.5, 2.0, NEURONS)}
+        state = [uniform(-0.2, 0.6, BATCH, NEURONS), uniform(0.0, 0.3, BATCH, NEURONS)]
+    weights = [torch.randn(STEPS, BATCH, NEURONS, generator=g) for _ in range(2)]
+    weights += [torch.randn(BATCH, NEURONS, generator=g) for _ in range(4)]
+    return x, state, p, weights
+
+
+def _assert_matches(results, names, what):
+    """Bitwise spikes at a firing rate that exercises the spike; each gradient to 1e-5 of its
+    scale."""
+    (want_spikes, want_grads), (got_spikes, got_grads) = results
+    rate = float(want_spikes.float().mean())
+    assert 0.05 <= rate <= 0.8, f"{what}: firing rate {rate:.3f}, the case does not exercise it"
+    assert torch.equal(got_spikes, want_spikes), f"{what}: spikes differ"
+    for name, want, got in zip(names, want_grads, got_grads, strict=True):
+        scale = max(1.0, float(want.abs().max()))
+        err = float((got - want).abs().max()) / scale
+        assert err < 1e-5, f"{what}: dL/d{name} off by {err:.2e}"
+
+
+@runs_kernels
+@pytest.mark.parametrize(
+    ("kind", "reset", "detach", "surrogate"),
+    [("cuba", "subtract", False, "atan"), ("cuba", "zero", True, "fast_sigmoid"),
+     ("alif", "subtract", False, "sigmoid")],
+)  # fmt: skip
+def test_cuba_lif_and_alif_match_the_equation_loop(kind, reset, detach, surrogate):
+    """backend="triton" (the family kernel with the current or threshold state compiled in)
+    against tests/test_family.py's loop of the equations: the input, both states and every
+    per-neuron parameter (alpha, the input and membrane gains, beta, v_th; rho, adapt)."""
+    from tests.test_family import leaves, loop, loss_of, snn_run
+
+    x, state, p, weights = _family_case(kind, reset)
+    x, weights = x.to(DEVICE), [w.to(DEVICE) for w in weights]
+    state, p = [t.to(DEVICE) for t in state], {k: t.to(DEVICE) for k, t in p.items()}
+    results = []
+    for runner in ("test loop", "snn"):
+        xs, ss, ps = leaves([x]), leaves(state), dict(zip(p, leaves(p.values()), strict=True))
+        if runner == "snn":
+            out = snn_run(kind, xs[0], ss, ps, reset, detach, sg.get(surrogate), "triton")
+        else:
+            out = loop(kind, xs[0], ss, ps, reset, detach, surrogate)
+        grads = torch.autograd.grad(loss_of(*out, weights[:4]), [*xs, *ss, *ps.values()])
+        results.append((out[0].detach(), grads))
+    _assert_matches(results, ["x", "state0", "state1", *p], f"{kind} {reset}")
+
+
+@runs_kernels
+@pytest.mark.parametrize(
+    ("kind", "reset", "detach"),
+    [("lif", "subtract", False), ("cuba", "zero", True), ("alif", "subtract", False),
+     ("alif", "zero", True)],
+)  # fmt: skip
+def test_recurrent_matches_the_recurrent_loop(kind, reset, detach):
+    """snn.Recurrent's backend="triton" (a matrix product and a fused step kernel per step)
+    against tests/test_recurrent.py's loop: spikes, and the gradients of the input, every state
+    (the spikes before the first step too), the weight, the bias and every parameter."""
+    from tests.test_recurrent import leaves, loop, loss_of, snn_run
+
+    x, state, p, weights = _family_case("cuba" if kind == "cuba" else "alif", reset, seed=9)
+    g = torch.Generator().manual_seed(10)
+    if kind == "lif":
+        state = state[:1]
+        del p["rho"], p["adapt"]
+    scale = 0.3 if kind == "cuba" else 1.0
+    weight = 0.3 * scale * torch.randn(NEURONS, NEURONS, generator=g) / NEURONS**0.5
+    bias = 0.05 * torch.randn(NEURONS, generator=g)
+    s0 = (torch.rand(BATCH, NEURONS, generator=g) < 0.3).float()
+    x, weight, bias, s0 = (t.to(DEVICE) for t in (x, weight, bias, s0))
+    weights = [w.to(DEVICE) for w in weights]
+    state, p = [t.to(DEVICE) for t in state], {k: t.to(DEVICE) for k, t in p.items()}
+    results = []
+    for runner in ("test loop", "snn"):
+        xs, ss, (s0_, w_, b_) = leaves([x]), leaves(state), leaves([s0, weight, bias])
+        ps = dict(zip(p, leaves(p.values()), strict=True))
+        if runner == "snn":
+            out = snn_run(kind, xs[0], ss, s0_, ps, w_, b_, reset, detach, "triton")
+        else:
+            out = loop(kind, xs[0], ss[0] if kind == "lif" else ss, s0_, ps, w_, b_, reset, detach)
+        inputs = [*xs, *ss, s0_, w_, b_, *ps.values()]
+        results.append((out[0].detach(), torch.autograd.grad(loss_of(*out, weights), inputs)))
+    names = ["x", *[f"state{k}" for k in range(len(state))], "s0", "weight", "bias", *p]
+    _assert_matches(results, names, f"recurrent {kind} {reset}")
+
+
+@needs_triton
+@pytest.mark.skipif(INTERPRETED, reason="the interpreter runs CPU tensors")
+def test_the_family_refuses_cpu_tensors_without_the_interpreter():
+    from snn.family_functional import CubaLIFParameters, cuba_lif_sequence, recurrent_sequence
+
+    with pytest.raises(ValueError, match="backend='triton' cannot run here.*TRITON_INTERPRET=1"):
+        cuba_lif_sequence(torch.ones(3, 2, 4), None, CubaLIFParameters(), backend="triton")
+    with pytest.raises(ValueError, match="backend='triton' cannot run here.*TRITON_INTERPRET=1"):
+        recurrent_sequence(torch.ones(3, 2, 4), None, LIFParameters(), torch.eye(4), None,
+                           backend="triton")  # fmt: skip
+
+
+def test_triton_is_a_family_backend():
+    assert snn.Recurrent(snn.ALIF(), 4, backend="triton").backend == "triton"
+
+
 @needs_triton
 @pytest.mark.skipif(INTERPRETED, reason="compiles for the GPU: not under the interpreter")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_kernels_compile_for_a_gpu_without_fused_multiply_adds(monkeypatch, dtype):
-    """Every kernel, with the arguments the LIF and ALIF nodes pass (one neuron: Triton makes an
-    integer 1 a constant unless told not to), compiles for sm_90 on this machine (Triton's
-    compiler and ptxas need no GPU), and its PTX has no fused multiply-add; with
-    enable_fp_fusion on, the same forward kernel has some (so the check can fail). The
-    surrogates here call no library function: libdevice's float64 exp, which the sigmoid's
-    backward calls, is written with fused multiply-adds of its own."""
+    """Every kernel, with the arguments the nodes pass (the LIF, CubaLIF and ALIF sequences;
+    the recurrent layer's step, recompute and reverse kernels, with a bias and an input gain, in
+    float32; one neuron: Triton makes an integer 1 a constant unless told not to), compiles for
+    sm_90 on this machine (Triton's compiler and ptxas need no GPU), and its PTX has no fused
+    multiply-add; with enable_fp_fusion on, the same forward kernel has some (so the check can
+    fail). The surrogates here call no library function: libdevice's float64 exp, which the
+    sigmoid's backward calls, is written with fused multiply-adds of its own."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
     from triton.runtime.jit import mangle_type
 
-    from snn.kernels import triton_alif, triton_lif
+    from snn.kernels import triton_family, triton_lif, triton_recurrent
+    from snn.kernels.fused import fused_lif_sequence
 
     calls = []
 
@@ -329,10 +451,13 @@ def test_kernels_compile_for_a_gpu_without_fused_multiply_adds(monkeypatch, dtyp
         def __getitem__(self, grid):
             return lambda *args, **kwargs: calls.append((self.kernel, args, kwargs))
 
-    names = ("_forward_kernel", "_backward_kernel", "_alif_forward_kernel", "_alif_backward_kernel")
-    for name in names:
-        module = triton_alif if name.startswith("_alif") else triton_lif
-        monkeypatch.setattr(module, name, Recorder(getattr(module, name)))
+    kernels = {
+        triton_lif: ("_forward_kernel", "_backward_kernel"),
+        triton_recurrent: ("_step_kernel", "_recompute_kernel", "_reverse_kernel"),
+    }
+    for module, names in kernels.items():
+        for name in names:
+            monkeypatch.setattr(module, name, Recorder(getattr(module, name)))
 
     def ptx(kernel, args, kwargs, **override):
         kwargs = {**kwargs, **override}
@@ -354,16 +479,33 @@ def test_kernels_compile_for_a_gpu_without_fused_multiply_adds(monkeypatch, dtyp
     def leaf(*shape):
         return torch.full(shape, 0.5, dtype=dtype, requires_grad=True)
 
-    x, v0, a0, beta = leaf(3, 1, 1), leaf(1, 1), leaf(1, 1), leaf(1)
-    s, v, m = triton_lif._TritonLIF.apply(
-        x, v0, beta, leaf(), 0.1, 0.0, "subtract", False, sg.ATan(), True, 2
-    )
-    (s.sum() + v.sum() + m.sum()).backward()
-    s, v, a, m = triton_alif._TritonALIF.apply(
-        x, v0, a0, beta, 1.0, 0.9, leaf(1), 0.0, 0.0, "zero", False, sg.Triangle(), True, 2
-    )
-    (s.sum() + v.sum() + a.sum() + m.sum()).backward()
-    assert [kernel.__name__ for kernel, _, _ in calls] == list(names)
+    def backward(*outputs):
+        sum(o.float().sum() for o in outputs if o.numel()).backward()
+
+    x, v0, state, beta = leaf(3, 1, 1), leaf(1, 1), leaf(1, 1), leaf(1)
+    backward(*fused_lif_sequence(x, v0, beta, leaf(), 0.1, 0.0, "subtract", False, sg.ATan(),
+                                 True, executor="triton", chunk=2))  # fmt: skip
+    family = triton_family._TritonFamily.apply
+    backward(*family(x, v0, state, None, beta, 1.0, leaf(1), leaf(1), None, None, 0.0, 0.0,
+                     "subtract", False, sg.FastSigmoid(), True, 2))  # fmt: skip
+    backward(*family(x, v0, None, state, beta, 1.0, None, None, 0.9, leaf(1), 0.0, 0.0, "zero",
+                     False, sg.Triangle(), True, 2))  # fmt: skip
+    expected = ["_forward_kernel", "_backward_kernel"] * 3  # LIF, CubaLIF, ALIF
+    if dtype == torch.float32:
+        recurrent = triton_recurrent._TritonRecurrent.apply
+        s0, weight = torch.zeros(1, 1), leaf(1, 1)
+        for i0, a0, rho, adapt in ((state, None, None, None), (None, state, 0.9, leaf(1))):
+            backward(*recurrent(x, v0, i0, a0, s0, weight, leaf(1), beta, 1.0, 0.8, leaf(1),
+                                leaf(1), rho, adapt, 0.1, 0.0, "subtract", False, sg.ATan(),
+                                True, 2))  # fmt: skip
+        expected += ["_step_kernel", "_recompute_kernel", "_reverse_kernel"] * 2
+    # the first launch of each kernel and neuron (the recurrent ones launch once per step)
+    unique = {}
+    for kernel, args, kwargs in calls:
+        key = (kernel.__name__, kwargs["CURRENT"], kwargs["ADAPT"])
+        unique.setdefault(key, (kernel, args, kwargs))
+    calls = list(unique.values())
+    assert [kernel.__name__ for kernel, _, _ in calls] == expected
     for kernel, args, kwargs in calls:
         code = ptx(kernel, args, kwargs)
         assert "fma.rn" not in code and "mad.rn" not in code, kernel.__name__

@@ -38,18 +38,19 @@ Every step rounds exactly as :func:`snn.functional.lif_step` does (``beta * v`` 
 before ``I_t`` is added: no fused multiply-add), so the spikes equal the reference loop's bit for
 bit and the gradients equal autograd through it to rounding.
 
-Two executors run the same algorithm (the *backend* is what a user asks
+Three executors run the same algorithm (the *backend* is what a user asks
 :func:`snn.functional.lif_sequence` for; the *executor* is what then runs this node):
 
 * **native** (what ``backend="fused"`` picks on CPU): a plain-C kernel,
   ``snn/kernels/csrc/lif.c``, that walks tiles of neurons through time, recomputing a chunk's
   potentials into a buffer that stays in cache, on torch's own threads
   (:mod:`snn.kernels.native` builds and loads it). CPU, float32/float64, built-in surrogates.
+* **triton** (what ``backend="fused"`` picks on CUDA): one Triton kernel forward and one
+  backward, each walking blocks of neurons through time (:mod:`snn.kernels.triton_lif`, the
+  family's kernels with the current and threshold states compiled out). CUDA, or CPU under
+  ``TRITON_INTERPRET=1``; float32, float64, bfloat16, built-in surrogates.
 * **eager**: PyTorch operations writing into preallocated buffers, four per step forward and six
   per step backward, plus a handful per block. Needs nothing but PyTorch; runs anywhere.
-
-(A third, :mod:`snn.kernels.triton_lif`, runs the same algorithm as GPU kernels in an autograd
-node of its own.)
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ CHECKPOINT_BLOCKS = 4
 # The native kernel saves a potential every this many steps and recomputes a chunk at a time
 # into a buffer of this many steps per tile of neurons (see snn/kernels/csrc/lif_kernel.h).
 NATIVE_CHUNK_STEPS = 32
-EXECUTORS = ("eager", "native")
+EXECUTORS = ("eager", "native", "triton")
 
 
 def _as_tensor(value: Tensor | float, like: Tensor) -> Tensor:
@@ -152,9 +153,18 @@ class _FusedLIF(torch.autograd.Function):
         spikes = torch.empty_like(current)
         membrane = torch.empty_like(current) if record_membrane else current.new_empty(0)
         # the potential at the start of chunks 1, 2, ...: all backward needs besides the input
-        starts = v0.new_empty((len(bounds) - 1, *v0.shape))
+        # (the Triton kernels also keep chunk 0's, v0, in row 0)
+        starts = v0.new_empty((len(bounds) - (executor != "triton"), *v0.shape))
 
-        if executor == "native":
+        if executor == "triton":
+            from snn.kernels import triton_lif  # imports Triton: only for this executor
+
+            params = triton_lif.param_rows(v0, beta_t, v_th_t, jump_t)
+            v_last, _, _ = triton_lif.forward(
+                current, (v0, None, None), params, v_rest, v_reset, reset, spikes,
+                membrane if record_membrane else None, starts[:, None], chunk,
+            )  # fmt: skip
+        elif executor == "native":
             v_last = native.forward(
                 current, v0, beta_t, v_th_t, jump_t, v_rest, v_reset, reset, spikes,
                 membrane if record_membrane else None, starts, chunk,
@@ -196,7 +206,16 @@ class _FusedLIF(torch.autograd.Function):
         need_v_th = ctx.needs_input_grad[3]
         if not record_membrane:
             grad_membrane = None
-        if ctx.executor == "native":
+        if ctx.executor == "triton":
+            from snn.kernels import triton_lif
+
+            params = triton_lif.param_rows(v0, beta, v_th, jump)
+            grad_current, (delta, _, _), sums = triton_lif.backward(
+                current, starts, grad_spikes, grad_membrane, (grad_v_last, None, None), params,
+                v_rest, v_reset, reset, detach_reset, surrogate, chunk, False, False, need_beta,
+            )  # fmt: skip
+            grad_beta, grad_v_th = sums
+        elif ctx.executor == "native":
             grad_current, delta, grad_beta, grad_v_th = native.backward(
                 current, v0, starts, grad_spikes, grad_membrane, grad_v_last, beta, v_th, jump,
                 v_rest, v_reset, reset, detach_reset, surrogate, chunk, need_beta, need_v_th,
@@ -375,20 +394,25 @@ def fused_lif_sequence(
     Returns ``(spikes [T, ...], v_last [...], membrane [T, ...] or an empty tensor)``. Use
     :func:`snn.functional.lif_sequence`, which validates its arguments, rather than this.
 
-    ``executor`` is ``"eager"`` or ``"native"`` (see the module docstring; the caller picks it
-    for the backend the user asked for, and checks that native can run, with
-    :func:`snn.kernels.native.unavailable_reason`). ``chunk`` is the number of steps between
+    ``executor`` is ``"eager"``, ``"native"`` or ``"triton"`` (see the module docstring; the
+    caller picks it for the backend the user asked for, and checks that native or Triton can
+    run, with :func:`snn.kernels.native.unavailable_reason` or
+    :func:`snn.kernels.triton_lif.unavailable_reason`). ``chunk`` is the number of steps between
     saved potentials (default: ``CHECKPOINT_BLOCKS`` blocks of about ``BLOCK_ELEMENTS``
-    elements eagerly, ``NATIVE_CHUNK_STEPS`` native).
+    elements eagerly, ``NATIVE_CHUNK_STEPS`` native, ``triton_lif.CHUNK_STEPS`` Triton).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     num_steps = current.shape[0]
     block = max(1, BLOCK_ELEMENTS // max(1, v0.numel()))
+    if chunk is None and executor == "triton":
+        from snn.kernels import triton_lif
+
+        chunk = triton_lif.CHUNK_STEPS
     if chunk is None:
         chunk = NATIVE_CHUNK_STEPS if executor == "native" else CHECKPOINT_BLOCKS * block
-    if executor == "native":
-        current = current.contiguous()  # the kernel walks raw memory
+    if executor in ("native", "triton"):
+        current = current.contiguous()  # the kernels walk raw memory
     if not (isinstance(chunk, int) and chunk >= 1):
         raise ValueError(f"chunk must be a positive number of time steps, got {chunk!r}")
     chunk = min(chunk, num_steps)
