@@ -201,7 +201,8 @@ def test_recurrent_on_cuda_matches_the_recurrent_loop(monkeypatch, kind, reset):
     neurons, T = 41, per-neuron parameters and a non-zero state: bitwise spikes in float32, and
     the gradients of the input, the states, the weight, the bias and every parameter to 1e-5."""
     from snn.kernels import triton_recurrent
-    from tests.test_recurrent import leaves, loop, loss_of, make_case, snn_run
+    from tests.test_recurrent import make_case
+    from tests.test_triton import assert_recurrent_matches
 
     calls = []
     real = triton_recurrent.recurrent_sequence
@@ -214,23 +215,8 @@ def test_recurrent_on_cuda_matches_the_recurrent_loop(monkeypatch, kind, reset):
         {k: t.cuda() for k, t in c.items()} if isinstance(c, dict) else c.cuda()
         for c in case
     ]  # fmt: skip
-    results = []
-    for runner in ("test loop", "snn"):
-        xs, ss, (s0_, w_, b_) = leaves([x]), leaves(state), leaves([s0, weight, bias])
-        ps = dict(zip(p, leaves(p.values()), strict=True))
-        if runner == "snn":
-            out = snn_run(kind, xs[0], ss, s0_, ps, w_, b_, reset, False, "fused")
-        else:
-            out = loop(kind, xs[0], ss[0] if kind == "lif" else ss, s0_, ps, w_, b_, reset, False)
-        inputs = [*xs, *ss, s0_, w_, b_, *ps.values()]
-        results.append((out[0].detach(), torch.autograd.grad(loss_of(*out, weights), inputs)))
+    assert_recurrent_matches(kind, reset, False, "fused", x, state, s0, p, weight, bias, weights)
     assert calls == [1]
-    (want_spikes, want_grads), (got_spikes, got_grads) = results
-    assert 0.05 <= float(want_spikes.mean()) <= 0.8
-    assert torch.equal(got_spikes, want_spikes)
-    for want, got in zip(want_grads, got_grads, strict=True):
-        scale = max(1.0, float(want.abs().max()))
-        assert float((got - want).abs().max()) / scale < 1e-5
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second GPU")

@@ -379,8 +379,6 @@ def test_recurrent_matches_the_recurrent_loop(kind, reset, detach):
     """snn.Recurrent's backend="triton" (a matrix product and a fused step kernel per step)
     against tests/test_recurrent.py's loop: spikes, and the gradients of the input, every state
     (the spikes before the first step too), the weight, the bias and every parameter."""
-    from tests.test_recurrent import leaves, loop, loss_of, snn_run
-
     x, state, p, weights = _family_case("cuba" if kind == "cuba" else "alif", reset, seed=9)
     g = torch.Generator().manual_seed(10)
     if kind == "lif":
@@ -393,12 +391,20 @@ def test_recurrent_matches_the_recurrent_loop(kind, reset, detach):
     x, weight, bias, s0 = (t.to(DEVICE) for t in (x, weight, bias, s0))
     weights = [w.to(DEVICE) for w in weights]
     state, p = [t.to(DEVICE) for t in state], {k: t.to(DEVICE) for k, t in p.items()}
+    assert_recurrent_matches(kind, reset, detach, "triton", x, state, s0, p, weight, bias, weights)
+
+
+def assert_recurrent_matches(kind, reset, detach, backend, x, state, s0, p, weight, bias, weights):
+    """snn's recurrent_sequence with ``backend`` against tests/test_recurrent.py's loop, by
+    :func:`_assert_matches` (tests/test_cuda.py runs it on CUDA too)."""
+    from tests.test_recurrent import leaves, loop, loss_of, snn_run
+
     results = []
     for runner in ("test loop", "snn"):
         xs, ss, (s0_, w_, b_) = leaves([x]), leaves(state), leaves([s0, weight, bias])
         ps = dict(zip(p, leaves(p.values()), strict=True))
         if runner == "snn":
-            out = snn_run(kind, xs[0], ss, s0_, ps, w_, b_, reset, detach, "triton")
+            out = snn_run(kind, xs[0], ss, s0_, ps, w_, b_, reset, detach, backend)
         else:
             out = loop(kind, xs[0], ss[0] if kind == "lif" else ss, s0_, ps, w_, b_, reset, detach)
         inputs = [*xs, *ss, s0_, w_, b_, *ps.values()]
@@ -494,8 +500,12 @@ def test_kernels_compile_for_a_gpu_without_fused_multiply_adds(monkeypatch, dtyp
     if dtype == torch.float32:
         recurrent = triton_recurrent._TritonRecurrent.apply
         s0, weight = torch.zeros(1, 1), leaf(1, 1)
-        for i0, a0, rho, adapt in ((state, None, None, None), (None, state, 0.9, leaf(1))):
-            backward(*recurrent(x, v0, i0, a0, s0, weight, leaf(1), beta, 1.0, 0.8, leaf(1),
+        cuba, alif = (
+            (state, None, 0.8, leaf(1), None, None),
+            (None, state, None, None, 0.9, leaf(1)),
+        )
+        for i0, a0, alpha, g_cur, rho, adapt in (cuba, alif):
+            backward(*recurrent(x, v0, i0, a0, s0, weight, leaf(1), beta, 1.0, alpha, g_cur,
                                 leaf(1), rho, adapt, 0.1, 0.0, "subtract", False, sg.ATan(),
                                 True, 2))  # fmt: skip
         expected += ["_step_kernel", "_recompute_kernel", "_reverse_kernel"] * 2

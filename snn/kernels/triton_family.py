@@ -33,11 +33,9 @@ class _TritonFamily(torch.autograd.Function):
     ):  # fmt: skip
         c, v0 = c.contiguous(), v0.contiguous()
         current_on, adapt_on = i0 is not None, a0 is not None
-        # the subtract reset's jump from v_th as given (a float is subtracted in double)
-        params = triton_lif.param_rows(
-            v0, beta, v_th, v_th - v_reset, *((alpha, g_cur) if current_on else (None, None)),
-            *((rho, adapt) if adapt_on else (None, None)),
-        )  # fmt: skip
+        params, ctx.param_shapes = triton_lif.family_param_rows(
+            v0, beta, v_th, v_reset, alpha, g_cur, rho, adapt
+        )
         spikes = torch.empty_like(c)
         membrane = torch.empty_like(c) if record_membrane else c.new_empty(0)
         rows = 1 + current_on + adapt_on
@@ -48,10 +46,6 @@ class _TritonFamily(torch.autograd.Function):
         )  # fmt: skip
         ctx.save_for_backward(c, starts, params)
         ctx.config = (v_rest, v_reset, reset, detach_reset, surrogate, chunk, current_on, adapt_on)
-        ctx.param_shapes = [
-            p.shape if isinstance(p, Tensor) else None
-            for p in (beta, v_th, alpha, g_cur, rho, adapt)
-        ]
         ctx.set_materialize_grads(False)
         if not record_membrane:
             ctx.mark_non_differentiable(membrane)
@@ -74,14 +68,9 @@ class _TritonFamily(torch.autograd.Function):
             c, starts, grad_spikes, grad_membrane, (grad_v, grad_i, grad_a), params, v_rest,
             v_reset, reset, detach_reset, surrogate, chunk, current_on, adapt_on, needs[4],
         )  # fmt: skip
-        rows = iter(sums)
-        per_element = [next(rows), next(rows)]  # beta, v_th
-        per_element += [next(rows), next(rows)] if current_on else [None, None]  # alpha, g_cur
-        per_element += [next(rows), next(rows)] if adapt_on else [None, None]  # rho, adapt
-        param_grads = [
-            g.sum_to_size(shape) if g is not None and need and shape is not None else None
-            for g, shape, need in zip(per_element, ctx.param_shapes, needs[4:10], strict=True)
-        ]
+        param_grads = triton_lif.parameter_grads(
+            sums, current_on, adapt_on, ctx.param_shapes, needs[4:10]
+        )
         return (
             grad_c,
             grad_v0 if needs[1] else None,

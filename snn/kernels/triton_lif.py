@@ -118,33 +118,43 @@ if triton is not None:
         return x
 
     @triton.jit
-    def _block(n, BLOCK: tl.constexpr):
-        """This program's neurons, which of them exist, and the row length in int64."""
-        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        return offs, offs < n, n.to(tl.int64)
-
-    @triton.jit
     def _load(ptr, offs, mask, COMPUTE: tl.constexpr):
         return tl.load(ptr + offs, mask=mask, other=0).to(COMPUTE)
 
     @triton.jit
-    def _params(ptr, offs, mask, n64, CURRENT: tl.constexpr, ADAPT: tl.constexpr,
-                COMPUTE: tl.constexpr):  # fmt: skip
-        """The per-neuron parameters, rows of ``ptr`` (see :func:`param_rows`); 0 where off."""
-        beta = _load(ptr, offs, mask, COMPUTE)
-        v_th = _load(ptr + n64, offs, mask, COMPUTE)
-        jump = _load(ptr + 2 * n64, offs, mask, COMPUTE)
+    def _prologue(params_ptr, consts_ptr, n, CURRENT: tl.constexpr, ADAPT: tl.constexpr,
+                  COMPUTE: tl.constexpr, BLOCK: tl.constexpr):  # fmt: skip
+        """Every kernel's start: this program's neurons (``offs``, which exist, the row length
+        in int64), the constants (:func:`constants`) and the per-neuron parameters (the rows of
+        :func:`param_rows`; 0 for a state that is off)."""
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+        mask = offs < n
+        n64 = n.to(tl.int64)
+        v_rest = tl.load(consts_ptr)
+        v_reset = tl.load(consts_ptr + 1)
+        c1 = tl.load(consts_ptr + 2)
+        c2 = tl.load(consts_ptr + 3)
+        beta = _load(params_ptr, offs, mask, COMPUTE)
+        v_th = _load(params_ptr + n64, offs, mask, COMPUTE)
+        jump = _load(params_ptr + 2 * n64, offs, mask, COMPUTE)
         zero = tl.zeros_like(beta)
         alpha, g_cur, rho, one_minus_rho, adapt = zero, zero, zero, zero, zero
         if CURRENT:
-            alpha = _load(ptr + 3 * n64, offs, mask, COMPUTE)
-            g_cur = _load(ptr + 4 * n64, offs, mask, COMPUTE)
+            alpha = _load(params_ptr + 3 * n64, offs, mask, COMPUTE)
+            g_cur = _load(params_ptr + 4 * n64, offs, mask, COMPUTE)
         if ADAPT:
             first = 3 + 2 * CURRENT
-            rho = _load(ptr + first * n64, offs, mask, COMPUTE)
-            one_minus_rho = _load(ptr + (first + 1) * n64, offs, mask, COMPUTE)
-            adapt = _load(ptr + (first + 2) * n64, offs, mask, COMPUTE)
-        return beta, v_th, jump, alpha, g_cur, rho, one_minus_rho, adapt
+            rho = _load(params_ptr + first * n64, offs, mask, COMPUTE)
+            one_minus_rho = _load(params_ptr + (first + 1) * n64, offs, mask, COMPUTE)
+            adapt = _load(params_ptr + (first + 2) * n64, offs, mask, COMPUTE)
+        return (offs, mask, n64, v_rest, v_reset, c1, c2, beta, v_th, jump, alpha, g_cur, rho,
+                one_minus_rho, adapt)  # fmt: skip
+
+    @triton.jit
+    def _chunk_start(starts_ptr, c, n64, CURRENT: tl.constexpr, ADAPT: tl.constexpr):
+        """Where chunk ``c``'s first states lie: rows v, [i], [a] of ``starts``."""
+        v_ptr = starts_ptr + c * (1 + CURRENT + ADAPT) * n64
+        return v_ptr, v_ptr + n64, v_ptr + (1 + CURRENT) * n64
 
     @triton.jit
     def _load_states(v_ptr, i_ptr, a_ptr, offs, mask, CURRENT: tl.constexpr,
@@ -218,6 +228,21 @@ if triton is not None:
         if ADAPT:  # a = rho a + (1 - rho) s; s is 0 or 1, so s * (1 - rho) is exact
             a = _round(_round(rho * a, ROUND_BF16) + s * one_minus_rho, ROUND_BF16)
         return h, s, v, i, a
+
+    @triton.jit
+    def _advance(v, i, a, c, row, offs, mask, spikes_ptr, membrane_ptr, beta, v_th, jump, alpha,
+                 g_cur, rho, one_minus_rho, adapt, v_rest, v_reset, RESET: tl.constexpr,
+                 RECORD: tl.constexpr, HAS_REST: tl.constexpr, CURRENT: tl.constexpr,
+                 ADAPT: tl.constexpr, ROUND_BF16: tl.constexpr):  # fmt: skip
+        """A forward step (:func:`_step`) that stores its spikes (and its membrane with
+        ``RECORD``) in ``row``; returns the new ``(v, i, a)``."""
+        h, s, v, i, a = _step(v, i, a, c, beta, v_th, jump, alpha, g_cur, rho, one_minus_rho,
+                              adapt, v_rest, v_reset, RESET, HAS_REST, CURRENT, ADAPT,
+                              ROUND_BF16)  # fmt: skip
+        tl.store(spikes_ptr + row + offs, s.to(spikes_ptr.dtype.element_ty), mask=mask)
+        if RECORD:
+            tl.store(membrane_ptr + row + offs, v.to(membrane_ptr.dtype.element_ty), mask=mask)
+        return v, i, a
 
     @triton.jit
     def _surrogate(u, c1, c2, KIND: tl.constexpr):
@@ -365,27 +390,20 @@ if triton is not None:
         CURRENT: tl.constexpr, ADAPT: tl.constexpr,
         COMPUTE: tl.constexpr, ROUND_BF16: tl.constexpr, BLOCK: tl.constexpr,
     ):  # fmt: skip
-        offs, mask, n64 = _block(n, BLOCK)
-        store_type = spikes_ptr.dtype.element_ty
-        v_rest = tl.load(consts_ptr)
-        v_reset = tl.load(consts_ptr + 1)
-        beta, v_th, jump, alpha, g_cur, rho, one_minus_rho, adapt = _params(
-            params_ptr, offs, mask, n64, CURRENT, ADAPT, COMPUTE)  # fmt: skip
+        (offs, mask, n64, v_rest, v_reset, c1, c2, beta, v_th, jump, alpha, g_cur, rho,
+         one_minus_rho, adapt) = _prologue(params_ptr, consts_ptr, n, CURRENT, ADAPT, COMPUTE,
+                                           BLOCK)  # fmt: skip
         v, i, a = _load_states(v0_ptr, i0_ptr, a0_ptr, offs, mask, CURRENT, ADAPT, COMPUTE)
-        rows = 1 + CURRENT + ADAPT  # the states per chunk start: v, [i], [a]
         for t in range(0, steps):
             # the states at the start of each chunk: all backward keeps besides the input
-            start = starts_ptr + (t // chunk) * rows * n64
-            _store_states(start, start + n64, start + (1 + CURRENT) * n64, offs,
-                          mask & (t % chunk == 0), v, i, a, CURRENT, ADAPT)  # fmt: skip
+            start_v, start_i, start_a = _chunk_start(starts_ptr, t // chunk, n64, CURRENT, ADAPT)
+            _store_states(start_v, start_i, start_a, offs, mask & (t % chunk == 0), v, i, a,
+                          CURRENT, ADAPT)  # fmt: skip
             row = t * n64
-            c = _load(x_ptr + row, offs, mask, COMPUTE)
-            h, s, v, i, a = _step(v, i, a, c, beta, v_th, jump, alpha, g_cur, rho, one_minus_rho,
-                                  adapt, v_rest, v_reset, RESET, HAS_REST, CURRENT, ADAPT,
-                                  ROUND_BF16)  # fmt: skip
-            tl.store(spikes_ptr + row + offs, s.to(store_type), mask=mask)
-            if RECORD:
-                tl.store(membrane_ptr + row + offs, v.to(store_type), mask=mask)
+            v, i, a = _advance(v, i, a, _load(x_ptr + row, offs, mask, COMPUTE), row, offs, mask,
+                               spikes_ptr, membrane_ptr, beta, v_th, jump, alpha, g_cur, rho,
+                               one_minus_rho, adapt, v_rest, v_reset, RESET, RECORD, HAS_REST,
+                               CURRENT, ADAPT, ROUND_BF16)  # fmt: skip
         _store_states(v_last_ptr, i_last_ptr, a_last_ptr, offs, mask, v, i, a, CURRENT, ADAPT)
 
     @triton.jit(do_not_specialize=_SIZES)
@@ -399,14 +417,10 @@ if triton is not None:
         HAS_REST: tl.constexpr, CURRENT: tl.constexpr, ADAPT: tl.constexpr,
         COMPUTE: tl.constexpr, ROUND_BF16: tl.constexpr, BLOCK: tl.constexpr,
     ):  # fmt: skip
-        offs, mask, n64 = _block(n, BLOCK)
+        (offs, mask, n64, v_rest, v_reset, c1, c2, beta, v_th, jump, alpha, g_cur, rho,
+         one_minus_rho, adapt) = _prologue(params_ptr, consts_ptr, n, CURRENT, ADAPT, COMPUTE,
+                                           BLOCK)  # fmt: skip
         store_type = gx_ptr.dtype.element_ty
-        v_rest = tl.load(consts_ptr)
-        v_reset = tl.load(consts_ptr + 1)
-        c1 = tl.load(consts_ptr + 2)
-        c2 = tl.load(consts_ptr + 3)
-        beta, v_th, jump, alpha, g_cur, rho, one_minus_rho, adapt = _params(
-            params_ptr, offs, mask, n64, CURRENT, ADAPT, COMPUTE)  # fmt: skip
         zero = tl.zeros([BLOCK], dtype=COMPUTE)
         # dL/dv_t, alpha dL/di_{t+1} and dL/da_t after the step being reversed
         delta_v, delta_i, delta_a = zero, zero, zero
@@ -418,7 +432,6 @@ if triton is not None:
             delta_a = _load(ga_last_ptr, offs, mask, COMPUTE)
         acc_beta, acc_v_th, acc_alpha = zero, zero, zero  # the parameters' sums over time
         acc_g_cur, acc_rho, acc_adapt = zero, zero, zero
-        rows = 1 + CURRENT + ADAPT
         num_chunks = tl.cdiv(steps, chunk)
         for back in range(0, num_chunks):
             c = num_chunks - 1 - back
@@ -426,9 +439,8 @@ if triton is not None:
             t1 = t0 + chunk
             if t1 > steps:
                 t1 = steps
-            start = starts_ptr + c * rows * n64
-            start_v, start_i, start_a = _load_states(start, start + n64,
-                                                     start + (1 + CURRENT) * n64, offs, mask,
+            start_v, start_i, start_a = _chunk_start(starts_ptr, c, n64, CURRENT, ADAPT)
+            start_v, start_i, start_a = _load_states(start_v, start_i, start_a, offs, mask,
                                                      CURRENT, ADAPT, COMPUTE)  # fmt: skip
             _recompute(x_ptr, gx_ptr, i_scr_ptr, a_scr_ptr, zero, t0, t1, n64, offs, mask,
                        start_v, start_i, start_a, beta, v_th, jump, alpha, g_cur, rho,
@@ -500,6 +512,32 @@ def param_rows(
         values += [rho, 1 - rho, adapt]
     as_tensor = [torch.as_tensor(p, dtype=like.dtype, device=like.device) for p in values]
     return torch.stack([p.to(like.dtype).expand(like.shape) for p in as_tensor])
+
+
+def family_param_rows(
+    like: Tensor, beta, v_th, v_reset: float, alpha, g_cur, rho, adapt
+) -> tuple[Tensor, dict[str, tuple | None]]:
+    """:func:`param_rows` for the family's nodes (alpha and g_cur ``None`` without a current,
+    rho and adapt ``None`` without a threshold state; the subtract reset's jump from ``v_th``
+    as given, a float subtracted in double as the reference does), and each parameter's shape
+    for :func:`parameter_grads` (``None`` for a float)."""
+    rows = param_rows(like, beta, v_th, v_th - v_reset, alpha, g_cur, rho, adapt)
+    named = dict(beta=beta, v_th=v_th, alpha=alpha, g_cur=g_cur, rho=rho, adapt=adapt)
+    return rows, {k: p.shape if isinstance(p, Tensor) else None for k, p in named.items()}
+
+
+def parameter_grads(
+    sums: Tensor, current_on: bool, adapt_on: bool, shapes: dict, needs, **extra: Tensor
+) -> list[Tensor | None]:
+    """The parameters' gradients, in the order of ``shapes``, from :func:`backward`'s per-element
+    ``sums`` (and ``extra`` per-element sums by name): each summed to its parameter's shape
+    where ``needs`` asks for it and the parameter is a tensor, else ``None``."""
+    names = ["beta", "v_th", *(["alpha", "g_cur"] * current_on), *(["rho", "adapt"] * adapt_on)]
+    per_element = dict(zip(names, sums, strict=True)) | extra
+    return [
+        per_element[name].sum_to_size(shape) if need and shape is not None else None
+        for (name, shape), need in zip(shapes.items(), needs, strict=True)
+    ]
 
 
 def constants(

@@ -38,14 +38,14 @@ if triton is not None:
 
     from snn.kernels.triton_lif import (
         _add_sums,
-        _block,
+        _advance,
+        _chunk_start,
         _load,
         _load_states,
-        _params,
+        _prologue,
         _recompute,
         _reverse_step,
         _round,
-        _step,
         _store_states,
     )
 
@@ -71,28 +71,22 @@ if triton is not None:
         GAIN_IN: tl.constexpr, COMPUTE: tl.constexpr, ROUND_BF16: tl.constexpr,
         BLOCK: tl.constexpr,
     ):  # fmt: skip
-        offs, mask, n64 = _block(n, BLOCK)
-        store_type = spikes_ptr.dtype.element_ty
-        v_rest = tl.load(consts_ptr)
-        v_reset = tl.load(consts_ptr + 1)
-        beta, v_th, jump, alpha, g_cur, rho, one_minus_rho, adapt = _params(
-            params_ptr, offs, mask, n64, CURRENT, ADAPT, COMPUTE)  # fmt: skip
+        (offs, mask, n64, v_rest, v_reset, c1, c2, beta, v_th, jump, alpha, g_cur, rho,
+         one_minus_rho, adapt) = _prologue(params_ptr, consts_ptr, n, CURRENT, ADAPT, COMPUTE,
+                                           BLOCK)  # fmt: skip
         row = t * n64
         u = _load(x_ptr + row, offs, mask, COMPUTE)
         if HAS_BIAS:  # u = (x + b) + s W^T, as the reference adds them
             u = _round(u + _load(bias_ptr, offs % features, mask, COMPUTE), ROUND_BF16)
         u = _round(u + _load(product_ptr, offs, mask, COMPUTE), ROUND_BF16)
-        tl.store(u_ptr + row + offs, u.to(store_type), mask=mask)
+        tl.store(u_ptr + row + offs, u.to(u_ptr.dtype.element_ty), mask=mask)
         c = u
         if GAIN_IN:
             c = _round(_load(g_in_ptr, offs, mask, COMPUTE) * u, ROUND_BF16)
         v, i, a = _load_states(v_ptr, i_ptr, a_ptr, offs, mask, CURRENT, ADAPT, COMPUTE)
-        h, s, v, i, a = _step(v, i, a, c, beta, v_th, jump, alpha, g_cur, rho, one_minus_rho,
-                              adapt, v_rest, v_reset, RESET, HAS_REST, CURRENT, ADAPT,
-                              ROUND_BF16)  # fmt: skip
-        tl.store(spikes_ptr + row + offs, s.to(store_type), mask=mask)
-        if RECORD:
-            tl.store(membrane_ptr + row + offs, v.to(store_type), mask=mask)
+        v, i, a = _advance(v, i, a, c, row, offs, mask, spikes_ptr, membrane_ptr, beta, v_th, jump,
+                           alpha, g_cur, rho, one_minus_rho, adapt, v_rest, v_reset, RESET, RECORD,
+                           HAS_REST, CURRENT, ADAPT, ROUND_BF16)  # fmt: skip
         _store_states(v_ptr, i_ptr, a_ptr, offs, mask, v, i, a, CURRENT, ADAPT)
 
     @triton.jit(do_not_specialize=_SIZES)
@@ -103,17 +97,14 @@ if triton is not None:
         ADAPT: tl.constexpr, GAIN_IN: tl.constexpr, COMPUTE: tl.constexpr,
         ROUND_BF16: tl.constexpr, BLOCK: tl.constexpr,
     ):  # fmt: skip
-        offs, mask, n64 = _block(n, BLOCK)
-        v_rest = tl.load(consts_ptr)
-        v_reset = tl.load(consts_ptr + 1)
-        beta, v_th, jump, alpha, g_cur, rho, one_minus_rho, adapt = _params(
-            params_ptr, offs, mask, n64, CURRENT, ADAPT, COMPUTE)  # fmt: skip
+        (offs, mask, n64, v_rest, v_reset, c1, c2, beta, v_th, jump, alpha, g_cur, rho,
+         one_minus_rho, adapt) = _prologue(params_ptr, consts_ptr, n, CURRENT, ADAPT, COMPUTE,
+                                           BLOCK)  # fmt: skip
         g_in = tl.zeros_like(beta)
         if GAIN_IN:
             g_in = _load(g_in_ptr, offs, mask, COMPUTE)
-        start = starts_ptr + c * (1 + CURRENT + ADAPT) * n64
-        v, i, a = _load_states(start, start + n64, start + (1 + CURRENT) * n64, offs, mask,
-                               CURRENT, ADAPT, COMPUTE)  # fmt: skip
+        v, i, a = _chunk_start(starts_ptr, c, n64, CURRENT, ADAPT)
+        v, i, a = _load_states(v, i, a, offs, mask, CURRENT, ADAPT, COMPUTE)
         _recompute(u_ptr, gx_ptr, i_scr_ptr, a_scr_ptr, g_in, t0, t1, n64, offs, mask, v, i, a,
                    beta, v_th, jump, alpha, g_cur, rho, one_minus_rho, adapt, v_rest, v_reset,
                    RESET, HAS_REST, CURRENT, ADAPT, GAIN_IN, COMPUTE, ROUND_BF16)  # fmt: skip
@@ -129,17 +120,13 @@ if triton is not None:
         GAIN_IN: tl.constexpr, COMPUTE: tl.constexpr, ROUND_BF16: tl.constexpr,
         BLOCK: tl.constexpr,
     ):  # fmt: skip
-        offs, mask, n64 = _block(n, BLOCK)
+        (offs, mask, n64, v_rest, v_reset, c1, c2, beta, v_th, jump, alpha, g_cur, rho,
+         one_minus_rho, adapt) = _prologue(params_ptr, consts_ptr, n, CURRENT, ADAPT, COMPUTE,
+                                           BLOCK)  # fmt: skip
         store_type = gx_ptr.dtype.element_ty
-        v_rest = tl.load(consts_ptr)
-        v_reset = tl.load(consts_ptr + 1)
-        c1 = tl.load(consts_ptr + 2)
-        c2 = tl.load(consts_ptr + 3)
-        beta, v_th, jump, alpha, g_cur, rho, one_minus_rho, adapt = _params(
-            params_ptr, offs, mask, n64, CURRENT, ADAPT, COMPUTE)  # fmt: skip
-        start = starts_ptr + c * (1 + CURRENT + ADAPT) * n64
-        start_v, start_i, start_a = _load_states(start, start + n64, start + (1 + CURRENT) * n64,
-                                                 offs, mask, CURRENT, ADAPT, COMPUTE)  # fmt: skip
+        start_v, start_i, start_a = _chunk_start(starts_ptr, c, n64, CURRENT, ADAPT)
+        start_v, start_i, start_a = _load_states(start_v, start_i, start_a, offs, mask, CURRENT,
+                                                 ADAPT, COMPUTE)  # fmt: skip
         # the carried dL/dv_t, alpha dL/di_{t+1}, dL/da_t, from the step after this one
         delta_v, delta_i, delta_a = _load_states(dv_ptr, di_ptr, da_ptr, offs, mask, CURRENT,
                                                  ADAPT, COMPUTE)  # fmt: skip
@@ -182,11 +169,13 @@ class _TritonRecurrent(torch.autograd.Function):
         steps, _, features = x.shape
         n = v0.numel()
         current_on, adapt_on = i0 is not None, a0 is not None
-        # the subtract reset's jump from v_th as given (a float is subtracted in double)
-        params = triton_lif.param_rows(
-            v0, beta, v_th, v_th - v_reset, *((alpha, g_cur) if current_on else (None, None)),
-            *((rho, adapt) if adapt_on else (None, None)),
-        )  # fmt: skip
+        params, shapes = triton_lif.family_param_rows(
+            v0, beta, v_th, v_reset, alpha, g_cur, rho, adapt
+        )
+        # g_in comes between g_cur and rho, in the order of forward's arguments
+        ctx.param_shapes = {k: shapes[k] for k in ("beta", "v_th", "alpha", "g_cur")}
+        ctx.param_shapes |= {"g_in": g_in.shape if isinstance(g_in, Tensor) else None}
+        ctx.param_shapes |= {k: shapes[k] for k in ("rho", "adapt")}
         gain_in = not _is_one(g_in)
         g_in_rows = params  # a placeholder the kernels do not read, unless:
         if gain_in:
@@ -222,10 +211,6 @@ class _TritonRecurrent(torch.autograd.Function):
         ctx.save_for_backward(u_all, spikes, s0, weight, starts, params, g_in_rows)
         ctx.config = (v_rest, v_reset, reset, detach_reset, surrogate, chunk, current_on, adapt_on,
                       gain_in)  # fmt: skip
-        ctx.param_shapes = [
-            p.shape if isinstance(p, Tensor) else None
-            for p in (beta, v_th, alpha, g_cur, g_in, rho, adapt)
-        ]
         ctx.set_materialize_grads(False)
         if not record_membrane:
             ctx.mark_non_differentiable(membrane)
@@ -296,15 +281,9 @@ class _TritonRecurrent(torch.autograd.Function):
             grad_weight = grad_x[1:].reshape(-1, features).T @ spikes[:-1].reshape(-1, features)
             grad_weight += grad_x[0].T @ s0
         grad_bias = grad_x.sum((0, 1)) if needs[6] else None
-        rows = iter(sums)
-        per_element = [next(rows), next(rows)]  # beta, v_th
-        per_element += [next(rows), next(rows)] if current_on else [None, None]  # alpha, g_cur
-        per_element.insert(4, g_in_sum if gain_in else None)
-        per_element += [next(rows), next(rows)] if adapt_on else [None, None]  # rho, adapt
-        param_grads = [
-            g.sum_to_size(shape) if g is not None and need and shape is not None else None
-            for g, shape, need in zip(per_element, ctx.param_shapes, needs[7:14], strict=True)
-        ]
+        param_grads = triton_lif.parameter_grads(
+            sums, current_on, adapt_on, ctx.param_shapes, needs[7:14], g_in=g_in_sum
+        )
         return (
             grad_x,
             dv if needs[1] else None,
