@@ -293,8 +293,10 @@ class CubaLIF(_CubaLIFBase):
         w_in: the input's weight into the current; when given the input gain is
             ``w_in (1 - alpha)``, else 1.
         learn_alpha: learn ``alpha = sigmoid(w)`` per neuron, as ``learn_beta`` does ``beta``.
-        backend: ``"fused"`` (default: the current as one scan node feeding the LIF's fused node)
-            or ``"reference"`` (a plain autograd loop over the step).
+        backend: ``"fused"`` (default: one node for the sequence: the native C kernel on CPU,
+            the Triton kernels on CUDA, where each runs), ``"triton"`` (the Triton kernels, or
+            an error saying why they cannot run) or ``"reference"`` (a plain autograd loop over
+            the step).
     """
 
     def __init__(self, *args, backend: str = "fused", **kwargs) -> None:
@@ -464,8 +466,9 @@ class ALIF(_ALIFBase):
         rho: the adaptation's decay per step in [0, 1]; scalar or per neuron.
         adapt: the threshold's rise per unit of adaptation, >= 0; scalar or per neuron.
         learn_rho: learn ``rho = sigmoid(w)`` per neuron; learn_adapt: learn ``adapt``.
-        backend: ``"fused"`` (default: one node for the sequence, :mod:`snn.kernels.family`) or
-            ``"reference"`` (a plain autograd loop over the step).
+        backend: ``"fused"`` (default: one node for the sequence, :mod:`snn.kernels.family`;
+            the Triton kernels on CUDA), ``"triton"`` (those kernels, or an error saying why
+            they cannot run) or ``"reference"`` (a plain autograd loop over the step).
     """
 
     def __init__(self, *args, backend: str = "fused", **kwargs) -> None:
@@ -515,8 +518,9 @@ class Recurrent(nn.Module):
     ``bias`` ``[N]``, initialized as ``nn.Linear(N, N)`` does.
 
     The fused backend runs the whole sequence, matrix product included, as one autograd node
-    (:mod:`snn.kernels.family`): training keeps no per-step graph, and ``weight.grad`` is one
-    matrix product over all steps.
+    (:mod:`snn.kernels.family`; on CUDA :mod:`snn.kernels.triton_recurrent`, a matrix product
+    and one Triton step kernel per step): training keeps no per-step graph, and
+    ``weight.grad`` is one matrix product over all steps.
 
     >>> import torch, snn
     >>> layer = snn.Recurrent(snn.CubaLIF(alpha=0.8, beta=0.9), 8)
@@ -534,7 +538,9 @@ class Recurrent(nn.Module):
             its parameters are used, its backend is not.
         features: the number of neurons ``N``.
         bias: learn an additive bias ``[N]``.
-        backend: ``"fused"`` (default) or ``"reference"`` (a plain per-step autograd loop).
+        backend: ``"fused"`` (default), ``"triton"`` (the fused node on Triton kernels, or an
+            error saying why they cannot run) or ``"reference"`` (a plain per-step autograd
+            loop).
     """
 
     def __init__(
