@@ -279,6 +279,62 @@ def test_failed_download_is_reported(tmp_path, monkeypatch, dataset, folder):
     assert "download failed" in str(info.value) and str(tmp_path / folder) in str(info.value)
 
 
+SPLIT_FIELDS = ("train_images", "train_labels", "val_images", "val_labels", "test_images")
+
+
+@needs_tonic
+def test_binned_frames_are_cached_until_what_made_them_changes(tmp_path, nmnist_root, monkeypatch):
+    import shutil
+
+    import tonic
+
+    root = tmp_path / "n"
+    shutil.copytree(
+        nmnist_root[0] / "NMNIST", root / "NMNIST", ignore=shutil.ignore_patterns(".snn-frames")
+    )
+    bins = ("encoding.kind=time_bins", "encoding.num_steps=6", "encoding.bin_ms=50")
+    first = load_data(config(root, "nmnist", *bins, "data.val_size=8"), CPU)
+    assert len(list((root / "NMNIST" / ".snn-frames").glob("*.pt"))) == 3  # one file per split
+    assert not list((root / "NMNIST" / ".snn-frames").glob("*.partial"))
+
+    opened = []
+    read = tonic.datasets.NMNIST.__getitem__
+    monkeypatch.setattr(
+        tonic.datasets.NMNIST, "__getitem__", lambda self, i: opened.append(i) or read(self, i)
+    )
+    again = load_data(config(root, "nmnist", *bins, "data.val_size=8"), CPU)
+    assert opened == []  # every split from the cache, no recording read
+    for name in SPLIT_FIELDS:
+        assert torch.equal(getattr(again, name), getattr(first, name)), name
+
+    # other bins, or another validation split, are binned afresh
+    other = load_data(config(root, "nmnist", "encoding.kind=time_bins", "encoding.num_steps=3",
+                             "encoding.bin_ms=100", "data.val_size=8"), CPU)  # fmt: skip
+    assert other.test_images.shape[1] == 3 and len(opened) == 60  # all 40 + 20 recordings
+    assert torch.equal(other.test_images.sum(1), first.test_images.sum(1))
+    load_data(config(root, "nmnist", *bins, "data.val_size=4"), CPU)
+    assert len(opened) == 100  # train and validation again; the test split from its cache
+
+    # a recording rewritten (each of its events twice) is read again, with its new events
+    changed = root / "NMNIST" / "Test" / "3" / "00001.bin"
+    changed.write_bytes(changed.read_bytes() * 2)
+    opened.clear()
+    new = load_data(config(root, "nmnist", *bins, "data.val_size=8"), CPU)
+    assert len(opened) == 20  # the test split only
+    added = new.test_images.long().sum() - first.test_images.long().sum()
+    assert added == len(changed.read_bytes()) // 2 // 5  # 5 bytes an event
+
+    # a damaged cache file is reported and rebuilt; data.cache_frames=false writes none
+    for path in (root / "NMNIST" / ".snn-frames").glob("*.pt"):
+        path.write_bytes(b"not a torch file")
+    with pytest.warns(RuntimeWarning, match="cannot be read"):
+        rebuilt = load_data(config(root, "nmnist", *bins, "data.val_size=8"), CPU)
+    assert torch.equal(rebuilt.test_images, new.test_images)
+    shutil.rmtree(root / "NMNIST" / ".snn-frames")
+    load_data(config(root, "nmnist", *bins, "data.val_size=8", "data.cache_frames=false"), CPU)
+    assert not (root / "NMNIST" / ".snn-frames").exists()
+
+
 @needs_tonic
 def test_corrupt_files_are_named(tmp_path, nmnist_root, shd_root):
     import shutil

@@ -92,6 +92,8 @@ class DataConfig:
     # training only, image datasets (mnist, fashion_mnist): move each image by up to this many
     # pixels along each axis, at random (snn.training.augment.random_shift)
     shift: int = 0
+    # nmnist, shd: keep each split's binned frames in <folder>/.snn-frames/ (snn.training.events)
+    cache_frames: bool = True
 
 
 @dataclass

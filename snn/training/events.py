@@ -18,10 +18,22 @@ from t = 0, tonic's ``time_window``) or ``event_bins`` (equal numbers of events,
 event of a recording falls after the last bin, so a recording's frames hold all its events but
 a few at its very end. The frames are stored as uint8 counts (int16 where a count exceeds 255):
 60k N-MNIST recordings at T = 10 take 1.4 GB.
+
+Binning reads every recording once (for N-MNIST, 70k files), so each split's
+frames are cached beside the data, in ``<folder>/.snn-frames/`` (written atomically: a killed run
+leaves no half file). A cache file is used only when everything that made it is unchanged: the
+dataset, the binning (``encoding.kind``, ``num_steps``, ``bin_ms``), the recordings the split
+holds, each source file's size and modification time, and tonic's version; anything else bins
+afresh. ``data.cache_frames=false`` turns the cache off; a cache that cannot be written (a
+read-only folder) or read (a damaged file) is reported with a warning and the frames are binned.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +137,68 @@ def _download(fetch, dataset: str, folder: Path, what: str, allowed: bool) -> No
         raise DatasetNotFoundError(_missing(dataset, folder, what, True, why)) from e
 
 
+CACHE_FOLDER = ".snn-frames"
+_CACHE_FORMAT = 1  # bump when the stored layout or the binning code changes
+
+
+def _sources(ds, indices: torch.Tensor, dataset: str) -> list[Path]:
+    if dataset == "nmnist":  # one file per recording
+        return [Path(ds.data[i]) for i in indices.tolist()]
+    return [Path(ds.location_on_system, ds.data_filename)]
+
+
+def _cache_path(ds, indices: torch.Tensor, cfg: Config, split: str) -> Path:
+    """The cache file of one split: its name hashes everything its frames depend on."""
+    import tonic
+
+    e, dataset = cfg.encoding, cfg.data.dataset
+    sources = _sources(ds, indices, dataset)
+    made_of = {
+        "format": _CACHE_FORMAT,
+        "tonic": tonic.__version__,
+        "dataset": dataset,
+        "binning": [e.kind, e.num_steps, e.bin_ms],
+        "indices": hashlib.sha256(indices.numpy().astype(np.int64).tobytes()).hexdigest(),
+        "sources": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sources],
+    }
+    key = hashlib.sha256(json.dumps(made_of).encode()).hexdigest()[:20]
+    folder = Path(cfg.data.root) / ("NMNIST" if dataset == "nmnist" else "SHD") / CACHE_FOLDER
+    return folder / f"{split}-{key}.pt"
+
+
+def _cached_frames(ds, indices: torch.Tensor, cfg: Config, split: str) -> tuple[torch.Tensor, ...]:
+    """:func:`_frames`, through the cache file of the split (see the module docstring)."""
+    if not cfg.data.cache_frames:
+        return _frames(ds, indices, cfg, split)
+    path = _cache_path(ds, indices, cfg, split)
+    if path.is_file():
+        try:
+            stored = torch.load(path, weights_only=True)
+            return stored["frames"], stored["labels"]
+        except Exception as err:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
+            warnings.warn(
+                f"the frame cache {path} cannot be read ({type(err).__name__}: {err}); binning "
+                "the recordings again and replacing it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    frames, labels = _frames(ds, indices, cfg, split)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"frames": frames, "labels": labels}, partial)
+        os.replace(partial, path)  # atomic: readers see the whole file or none
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        warnings.warn(
+            f"the frame cache {path} cannot be written ({err}); the frames will be binned again "
+            "next time (set data.cache_frames=false to skip the cache)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return frames, labels
+
+
 def _frames(ds, indices: torch.Tensor, cfg: Config, split: str) -> tuple[torch.Tensor, ...]:
     """Frames ``[N, T, ...]`` and labels ``[N]`` of the recordings ``indices`` of ``ds``."""
     dataset, frames, labels = cfg.data.dataset, [], []
@@ -177,7 +251,7 @@ def load_events(
     train_idx, val_idx = split_indices(len(train), val_size, split_seed, train_subset, val_subset)
     test_idx = torch.arange(len(test))[:test_subset]
     return Splits(
-        *_frames(train, train_idx, cfg, "train"),
-        *_frames(train, val_idx, cfg, "validation"),
-        *_frames(test, test_idx, cfg, "test"),
+        *_cached_frames(train, train_idx, cfg, "train"),
+        *_cached_frames(train, val_idx, cfg, "validation"),
+        *_cached_frames(test, test_idx, cfg, "test"),
     )
