@@ -170,11 +170,18 @@ def test_bf16_autocast_layer_runs_the_kernels_and_matches_eager():
 
 
 @pytest.mark.parametrize("neuron", ["cuba_lif", "alif"])
-def test_family_on_cuda_matches_the_reference_loop(neuron):
+def test_family_on_cuda_matches_the_reference_loop(monkeypatch, neuron):
     """CubaLIF and ALIF with backend="fused" on CUDA (the family's Triton kernels, with the
     current or the threshold state compiled in): bitwise spikes, gradients to 1e-5."""
     from snn import family_functional as ff
+    from snn.kernels import triton_family
 
+    calls = []
+    for name in ("cuba_lif_sequence", "alif_sequence"):
+        real = getattr(triton_family, name)
+        monkeypatch.setattr(
+            triton_family, name, lambda *a, real=real, **k: calls.append(1) or real(*a, **k)
+        )
     g = torch.Generator().manual_seed(1)
     x = (0.5 * torch.randn(40, 4, 600, generator=g) + 0.2).cuda()
     if neuron == "alif":
@@ -189,6 +196,7 @@ def test_family_on_cuda_matches_the_reference_loop(neuron):
         out = run(leaf, None, p, backend=backend)
         (out.spikes * torch.arange(40, device="cuda")[:, None, None]).sum().backward()
         results.append((out.spikes, leaf.grad))
+    assert calls == [1]  # the fused run, on the Triton kernels
     assert torch.equal(results[0][0], results[1][0])
     torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-5, atol=1e-5)
 

@@ -413,6 +413,45 @@ def assert_recurrent_matches(kind, reset, detach, backend, x, state, s0, p, weig
     _assert_matches(results, names, f"recurrent {kind} {reset}")
 
 
+@runs_kernels
+@pytest.mark.parametrize("kind", ["cuba", "alif", "recurrent"])
+def test_bfloat16_family_rounds_as_the_reference_loop(kind):
+    """bfloat16 rounds to bfloat16 after every operation, as PyTorch's bfloat16 operations in
+    snn's reference loop do: spikes and final states bit for bit (CubaLIF, ALIF, and a recurrent
+    ALIF with a bias and an input gain; v_rest = v_reset = 0, exact in any type)."""
+    from snn import family_functional as ff
+
+    x, state, p, _ = _family_case("cuba" if kind == "cuba" else "alif", "subtract", seed=11)
+    x, state = x.bfloat16().to(DEVICE), [t.bfloat16().to(DEVICE) for t in state]
+    p = {k: t.bfloat16().to(DEVICE) for k, t in p.items()}
+    lif = LIFParameters(beta=p["beta"], v_th=p["v_th"], gain=p["gain"])
+    outs = []
+    for backend in ("reference", "triton"):
+        if kind == "cuba":
+            params = ff.CubaLIFParameters(alpha=p["alpha"], lif=lif, input_gain=p["g_in"])
+            out = ff.cuba_lif_sequence(x, ff.CubaLIFState(*state), params, backend=backend)
+            outs.append((out.spikes, *out.state))
+            continue
+        params = ff.ALIFParameters(lif=lif, rho=p["rho"], adapt=p["adapt"])
+        if kind == "alif":
+            out = ff.alif_sequence(x, ff.ALIFState(*state), params, backend=backend)
+            outs.append((out.spikes, *out.state))
+            continue
+        g = torch.Generator().manual_seed(12)
+        weight = (0.3 * torch.randn(NEURONS, NEURONS, generator=g) / NEURONS**0.5).bfloat16()
+        bias = (0.05 * torch.randn(NEURONS, generator=g)).bfloat16()
+        s0 = (torch.rand(BATCH, NEURONS, generator=g) < 0.3).bfloat16()
+        start = ff.RecurrentState(ff.ALIFState(*state), s0.to(DEVICE))
+        out = ff.recurrent_sequence(x, start, params, weight.to(DEVICE), bias.to(DEVICE),
+                                 backend=backend)  # fmt: skip
+        outs.append((out.spikes, *out.state.neuron))
+    rate = float(outs[0][0].float().mean())
+    assert 0.05 <= rate <= 0.8, f"firing rate {rate:.3f}"
+    for name, want, got in zip(("spikes", "state0", "state1"), *outs, strict=True):
+        assert got.dtype == torch.bfloat16
+        assert torch.equal(got, want), f"{kind}: {name} differ at {int((got != want).sum())} places"
+
+
 @needs_triton
 @pytest.mark.skipif(INTERPRETED, reason="the interpreter runs CPU tensors")
 def test_the_family_refuses_cpu_tensors_without_the_interpreter():
