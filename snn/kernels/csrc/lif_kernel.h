@@ -111,6 +111,19 @@ static inline __attribute__((always_inline)) REAL NAME(cell_step)(
     return s;
 }
 
+/* ROW(reset) with the reset mode a constant for the family's variants (the compiler unswitches
+   the LIF's loop by itself, but not the family's longer ones); the LIF's as it is. */
+#define SPECIALIZED(ROW)                                                                       \
+    if (current || adaptive) {                                                                 \
+        switch (reset) {                                                                       \
+        case RESET_SUBTRACT: ROW(RESET_SUBTRACT); break;                                       \
+        case RESET_ZERO: ROW(RESET_ZERO); break;                                               \
+        default: ROW(RESET_NONE);                                                              \
+        }                                                                                      \
+    } else {                                                                                   \
+        ROW(reset);                                                                            \
+    }
+
 struct NAME(forward_args) {
     const REAL *x;
     const REAL *state0[S_COUNT];
@@ -147,11 +160,14 @@ static inline __attribute__((always_inline)) int NAME(cell_forward)(
             const REAL *xt = x + t * n + a;
             REAL *st = spikes + t * n + a;
             if (t + AHEAD < steps) NAME(prefetch)(xt + AHEAD * n, m);
-            for (int64_t i = 0; i < m; i++) {
-                REAL h;
-                st[i] = NAME(cell_step)(current, adaptive, &q, i, xt[i], &v[i], &cur[i], &ad[i],
-                                        v_rest, has_rest, reset, v_reset, &h);
-            }
+#define FORWARD_ROW(RESET)                                                                     \
+    for (int64_t i = 0; i < m; i++) {                                                          \
+        REAL h;                                                                                \
+        st[i] = NAME(cell_step)(current, adaptive, &q, i, xt[i], &v[i], &cur[i], &ad[i], v_rest, \
+                                has_rest, RESET, v_reset, &h);                                 \
+    }
+            SPECIALIZED(FORWARD_ROW)
+#undef FORWARD_ROW
             if (membrane) memcpy(membrane + t * n + a, v, row);
         }
         memcpy(p->last[S_V] + a, v, row);
@@ -186,11 +202,12 @@ static inline const REAL *NAME(grad_row)(const struct NAME(grad) *g, int64_t t, 
    table; theta is v_th without a threshold state), and delta <- dL/dv_{t-1} = dL/dh * beta.
    With a current state: di (dL/di_t from later steps on entry) <- dL/di_{t-1}, dc <- dL/dc_t.
    With a threshold state: da (dL/da_t on entry) <- dL/da_{t-1}, and rterm <- dL/da_t (a_{t-1} -
-   s_t), dL/drho's term; a_prev is a_{t-1}. Family neurons also store dL/dh into gh. `kind`,
-   `reset`, `detach` and the flags are constants where this is inlined, so each combination is one
-   branch-free, vectorized loop that keeps its intermediates in registers. */
+   s_t), dL/drho's term; a_prev is a_{t-1}. Family neurons also store dL/dh into gh. Without
+   `grads` (no parameter's gradient is asked for) nothing but gx, delta, di and da is stored.
+   `kind`, `reset`, `detach` and the flags are constants where this is inlined, so each
+   combination is one branch-free, vectorized loop that keeps its intermediates in registers. */
 static inline __attribute__((always_inline)) void NAME(reverse_tile)(
-    const int current, const int adaptive, int kind, int reset, int detach, REAL c1, REAL c2,
+    const int current, const int adaptive, const int grads, int kind, int reset, int detach, REAL c1, REAL c2,
     const REAL *restrict h, const REAL *restrict th, const REAL *restrict jp,
     const REAL *restrict b, const REAL *restrict gs, const REAL *restrict gm, REAL v_reset,
     REAL *restrict delta, REAL *restrict gx, REAL *restrict dth, const REAL *restrict alpha,
@@ -221,14 +238,14 @@ static inline __attribute__((always_inline)) void NAME(reverse_tile)(
         if (current) {
             grad_c = g_cur[i] * grad_h + di[i];
             di[i] = alpha[i] * grad_c;
-            dc[i] = grad_c;
+            if (grads) dc[i] = grad_c;
         }
         gx[i] = (current || adaptive) ? g_in[i] * grad_c : grad_c;
-        dth[i] = grad_theta;
+        if (grads) dth[i] = grad_theta;
         delta[i] = grad_h * b[i];
-        if (current || adaptive) gh[i] = grad_h;
+        if ((current || adaptive) && grads) gh[i] = grad_h;
         if (adaptive) {
-            rterm[i] = da[i] * (a_prev[i] - s);
+            if (grads) rterm[i] = da[i] * (a_prev[i] - s);
             da[i] = rho[i] * da[i] + adapt[i] * grad_theta;
         }
     }
@@ -263,7 +280,8 @@ static inline void NAME(accumulate)(double *acc, const REAL *u, const REAL *w, i
 }
 
 static inline __attribute__((always_inline)) int NAME(cell_backward)(
-    const void *args, int64_t i0, int64_t i1, const int current, const int adaptive) {
+    const void *args, int64_t i0, int64_t i1, const int current, const int adaptive,
+    const int grads) {
     const struct NAME(backward_args) *p = args;
     const REAL *x = p->x, *v0 = p->state0[S_V], *starts = p->starts[S_V];
     const int64_t steps = p->steps, n = p->n, chunk = p->chunk;
@@ -335,13 +353,16 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
                 if (before) memcpy(before + k * TILE, v, row);
                 const REAL *xt = x + t * n + a;
                 if (t + AHEAD < t1) NAME(prefetch)(xt + AHEAD * n, m);
-                for (int64_t i = 0; i < m; i++) {
-                    REAL cur = current ? ck[i] : 0, ad = adaptive ? ak[i] : 0;
-                    NAME(cell_step)(current, adaptive, &q, i, xt[i], &v[i], &cur, &ad, v_rest,
-                                    has_rest, reset, v_reset, &ht[i]);
-                    if (current) ck[TILE + i] = cur;
-                    if (adaptive) ak[TILE + i] = ad;
-                }
+#define RECOMPUTE_ROW(RESET)                                                                   \
+    for (int64_t i = 0; i < m; i++) {                                                          \
+        REAL cur = current ? ck[i] : 0, ad = adaptive ? ak[i] : 0;                             \
+        NAME(cell_step)(current, adaptive, &q, i, xt[i], &v[i], &cur, &ad, v_rest, has_rest,   \
+                        RESET, v_reset, &ht[i]);                                               \
+        if (current) ck[TILE + i] = cur;                                                       \
+        if (adaptive) ak[TILE + i] = ad;                                                       \
+    }
+                SPECIALIZED(RECOMPUTE_ROW)
+#undef RECOMPUTE_ROW
             }
             for (int64_t t = t1 - 1; t >= t0; t--) {
                 const int64_t k = t - t0;
@@ -356,7 +377,7 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
                 }
                 if (k < AHEAD && t0 > 0) /* the start of the previous chunk's recompute */
                     NAME(prefetch)(x + (t0 - chunk + k) * n + a, m);
-#define CELL current, adaptive
+#define CELL current, adaptive, grads
 #define REVERSE_ARGS                                                                           \
     c1, c2, ht, th, jp, b, gs, gm, v_reset, delta, gx, dth, q.alpha, q.g_cur, q.g_in, q.rho,   \
         q.one_minus_rho, q.adapt, ak, di, da, gh, dc, rterm, m
@@ -379,7 +400,7 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
                     for (int64_t i = 0; i < m; i++)
                         acc_beta[i] += (double)(grad_h[i] * (bt[i] - v_rest));
                 }
-                if (!current && !adaptive) continue;
+                if ((!current && !adaptive) || !grads) continue;
                 const REAL *grad_c = current ? dc : gh; /* dL/dc_t */
                 if (grad_param[P_G_IN]) NAME(accumulate)(acc_g_in, grad_c, x + t * n + a, m);
                 if (current && grad_param[P_ALPHA]) /* with i_{t-1} */
@@ -421,8 +442,11 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
 }
 
 #undef REVERSE_MODES
+#undef SPECIALIZED
 
-/* The variants' range functions: the flags are constants here, so each is specialized. */
+/* The variants' range functions: the flags are constants here, so each is specialized. The
+   family's backward has one without parameter gradients (the usual case for a layer whose
+   parameters are fixed) that stores nothing for them. */
 static int NAME(forward_lif)(const void *args, int64_t i0, int64_t i1) {
     return NAME(cell_forward)(args, i0, i1, 0, 0);
 }
@@ -433,13 +457,19 @@ static int NAME(forward_alif)(const void *args, int64_t i0, int64_t i1) {
     return NAME(cell_forward)(args, i0, i1, 0, 1);
 }
 static int NAME(backward_lif)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_backward)(args, i0, i1, 0, 0);
+    return NAME(cell_backward)(args, i0, i1, 0, 0, 1);
 }
 static int NAME(backward_cuba)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_backward)(args, i0, i1, 1, 0);
+    return NAME(cell_backward)(args, i0, i1, 1, 0, 1);
 }
 static int NAME(backward_alif)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_backward)(args, i0, i1, 0, 1);
+    return NAME(cell_backward)(args, i0, i1, 0, 1, 1);
+}
+static int NAME(backward_cuba_fixed)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_backward)(args, i0, i1, 1, 0, 0);
+}
+static int NAME(backward_alif_fixed)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_backward)(args, i0, i1, 0, 1, 0);
 }
 
 /* Run the LIF's forward time loop over neurons [0, n), in `parts` ranges of `step` neurons. */
@@ -537,8 +567,12 @@ int NAME(family_backward)(const REAL *x, const REAL *const *state0, const REAL *
     }
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
         NAME(backward_lif), NAME(backward_cuba), NAME(backward_alif)};
+    static int (*const fixed[])(const void *, int64_t, int64_t) = {
+        NAME(backward_lif), NAME(backward_cuba_fixed), NAME(backward_alif_fixed)};
     const int variant = NAME(variant)((const void *const *)state0);
     if (variant > 2) return -2;
-    struct job job = {ranges[variant], &args, n, step, parts, 0};
+    int grads = 0;
+    for (int k = 0; k < P_COUNT; k++) grads |= grad_param[k] != NULL;
+    struct job job = {(grads ? ranges : fixed)[variant], &args, n, step, parts, 0};
     return run(&job);
 }
