@@ -377,3 +377,28 @@ def test_a_non_square_loop_is_refused():
     )
     with pytest.raises(ValueError, match="weight of shape \\(2, 3\\); .*square"):
         snn.import_nir(graph, dt=0.1)
+
+
+def test_a_loop_around_an_if_neuron_with_per_neuron_r():
+    """NIR's IF, ``dv/dt = r I``, in a loop: per-neuron ``r`` becomes a Scale in front of the
+    Recurrent layer, folded into the loop's rows; against the Euler loop ``v += r dt I``."""
+    rng = np.random.default_rng(43)
+    n, dt = 10, 0.1
+    r = rng.uniform(1.0, 3.0, n)
+    w_rec, b_rec = rng.normal(0, 0.6, (n, n)), rng.normal(0, 0.1, n)
+    graph = graph_of(
+        {"if": nir.IF(r=r, v_threshold=np.ones(n), v_reset=np.zeros(n)),
+         "w": nir.Affine(weight=w_rec, bias=b_rec)},
+        [("input", "if"), ("if", "w"), ("w", "if"), ("if", "output")],
+    )  # fmt: skip
+    net = snn.import_nir(graph, dt=dt, dtype=torch.float64)
+    assert isinstance(net[0].recurrent, snn.Recurrent)
+    x = rng.uniform(0.0, 1.2, (200, 2, n))
+    v, s, expected = np.zeros((2, n)), np.zeros((2, n)), np.zeros_like(x)
+    for t in range(len(x)):
+        v = v + r * dt * (x[t] + s @ w_rec.T + b_rec)
+        s = (v > 1.0).astype(np.float64)
+        v = np.where(s > 0, 0.0, v)
+        expected[t] = s
+    assert_fires(expected, "the IF loop")
+    np.testing.assert_array_equal(run(net, torch.tensor(x)).numpy(), expected)
