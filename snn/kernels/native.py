@@ -10,7 +10,7 @@ torch's own. The kernel runs its ranges as a
 parallel region of the OpenMP runtime that torch loaded (its ``GOMP_parallel`` entry point,
 found in this process and handed to the kernel), on the same team of threads as torch's
 matmuls; where torch has no OpenMP runtime, each call starts and joins its own threads. It is
-plain C with no PyTorch headers, so it builds in a few seconds with the system C compiler
+plain C with no PyTorch headers, so it builds once (tens of seconds) with the system C compiler
 (``$CC``, else ``cc``, ``gcc`` or ``clang``) and needs nothing else. The library is cached in
 ``$SNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/snn`` or ``~/.cache/snn``, under a name made from the
 source, the compiler and the CPU, so a changed kernel or machine rebuilds it.
