@@ -65,16 +65,16 @@ if compgen -G "$here/wheels/*.whl" > /dev/null; then
 fi
 
 elapsed "1. CUDA tests"
-stage 150 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_triton.py \
+stage 120 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_triton.py \
     || status=1
 
 elapsed "2. Open Neuromorphic shape"
 mkdir -p runs
-stage 150 python "$here/gpu_speed.py" --check --blocks 256,512,1024 --json runs/gpu_speed.json \
+stage 170 python "$here/gpu_speed.py" --check --blocks 256,512,1024 --json runs/gpu_speed.json \
     || status=1
 
 elapsed "3. mnist_cnn, GPU width"
-stage 170 python "$here/mnist.py" mnist_cnn --out-dir runs/gpu_mnist \
+stage 150 python "$here/mnist.py" mnist_cnn --out-dir runs/gpu_mnist \
     --set device=cuda --set "model.channels=[64, 128]" --set "model.hidden=[512]" \
     --set train.epochs=15 --set data.batch_size=128 \
     --check --min-mean 99.5 --min-seed 99.5 --max-wall 600 || status=1
