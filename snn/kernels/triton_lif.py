@@ -450,10 +450,10 @@ if triton is not None:
                 t = t1 - 1 - k
                 d = delta_v
                 if HAS_GM:
-                    d = d + _load(gm_ptr + t * gm_step, offs, mask, COMPUTE)
+                    d = d + _load(gm_ptr + t * gm_step.to(tl.int64), offs, mask, COMPUTE)
                 spike_grad = zero
                 if HAS_GS:
-                    spike_grad = _load(gs_ptr + t * gs_step, offs, mask, COMPUTE)
+                    spike_grad = _load(gs_ptr + t * gs_step.to(tl.int64), offs, mask, COMPUTE)
                 (grad_c, delta_v, delta_i, delta_a, beta_term, v_th_term, alpha_term,
                  g_cur_term, rho_term, adapt_term) = _reverse_step(
                     gx_ptr, i_scr_ptr, a_scr_ptr, t, t0, n64, offs, mask, start_v, start_i, d,
