@@ -13,8 +13,8 @@
 
    The step is written once (cell_step forward, reverse_tile backward) with the optional states
    as compile-time flags, `current` and `adaptive`: each variant's range function passes
-   constants, so the compiler drops the parts that are off and the LIF's loops are what they
-   were before the family existed.
+   constants, so the compiler drops the parts that are off: the LIF's variant is the LIF's loop
+   alone, timed as fast as before the family existed.
 
    The algorithm is snn/kernels/fused.py's: forward keeps the state at the start of every chunk
    of `chunk` steps; backward recomputes a chunk's pre-spike potentials (and states) from it into
