@@ -248,12 +248,16 @@ def test_stride_zero_gradients(kind):
 
 
 def test_without_a_recorded_membrane_and_scalar_tensors():
-    """No membrane output, 0-dim tensor parameters (their gradients sum over every neuron)."""
+    """No membrane output, 0-dim tensor parameters (their gradients sum over every neuron), an
+    input that is not contiguous (the kernel reads a contiguous copy)."""
     x, state, p, weights = make_case("alif", "subtract", torch.float64)
+    x = x.transpose(1, 2).contiguous().transpose(1, 2)  # same values, batch stride 1
+    assert not x.is_contiguous()
     p = {k: torch.tensor(float(t.mean()), dtype=torch.float64) for k, t in p.items()}
     results = []
     for runner in ("loop", "snn"):
         xs, ss, ps = leaves(x, state, p)
+        assert not xs.is_contiguous()
         if runner == "snn":
             spikes, membrane, final = snn_run("alif", xs, ss, ps, "subtract", False, "atan", False)
             assert membrane is None
