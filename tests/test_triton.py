@@ -13,6 +13,7 @@ tests/test_recurrent.py (written from the equations, sharing no code with snn).
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import subprocess
 import sys
@@ -411,6 +412,44 @@ def assert_recurrent_matches(kind, reset, detach, backend, x, state, s0, p, weig
         results.append((out[0].detach(), torch.autograd.grad(loss_of(*out, weights), inputs)))
     names = ["x", *[f"state{k}" for k in range(len(state))], "s0", "weight", "bias", *p]
     _assert_matches(results, names, f"recurrent {kind} {reset}")
+
+
+@runs_kernels
+@pytest.mark.parametrize("kind", ["lif", "cuba"])
+def test_recurrent_node_saves_what_the_pytorch_node_saves(kind):
+    """Training memory: like the PyTorch fused node (backend="fused" on CPU), the Triton node
+    keeps two [T, B, N] tensors (the input u with the recurrent term, and the spikes, for dW),
+    and otherwise only step-sized ones: the chunk-start states, its per-neuron parameters over
+    the batch, the spikes before the first step, and the weight."""
+    from snn.family_functional import CubaLIFParameters, recurrent_sequence
+    from snn.kernels import triton_lif
+
+    x = torch.rand(STEPS, BATCH, NEURONS, device=DEVICE)
+    weight = torch.randn(NEURONS, NEURONS, device=DEVICE) / NEURONS
+    lif = LIFParameters(beta=torch.full((NEURONS,), 0.9, device=DEVICE, requires_grad=True))
+    p = CubaLIFParameters(lif=lif) if kind == "cuba" else lif
+
+    def saved_shapes(backend):
+        shapes = []
+
+        def pack(t):
+            shapes.append(tuple(t.shape))
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            recurrent_sequence(x.requires_grad_(), None, p, weight, None, backend=backend)
+        return shapes
+
+    for backend in ("fused", "triton"):
+        shapes = saved_shapes(backend)
+        assert shapes.count(tuple(x.shape)) == 2, (backend, shapes)
+        assert shapes.count(tuple(weight.shape)) == 1, (backend, shapes)
+    rows = 2 if kind == "cuba" else 1  # the states: v, and i for CubaLIF
+    chunks = -(-STEPS // triton_lif.CHUNK_STEPS)
+    params = 3 + 2 * (kind == "cuba")  # beta, v_th, the reset's jump; alpha and g_cur
+    others = [s for s in saved_shapes("triton") if s not in (tuple(x.shape), tuple(weight.shape))]
+    # the chunk starts, the parameters over the batch, the spikes before the first step
+    assert sum(math.prod(s) for s in others) == (chunks * rows + params + 1) * BATCH * NEURONS
 
 
 @runs_kernels

@@ -208,7 +208,8 @@ class _TritonRecurrent(torch.autograd.Function):
                 features, **options,
             )  # fmt: skip
             s_prev = spikes[t]
-        ctx.save_for_backward(u_all, spikes, s0, weight, starts, params, g_in_rows)
+        ctx.save_for_backward(u_all, spikes, s0, weight, starts, params,
+                              g_in_rows if gain_in else None)  # fmt: skip
         ctx.config = (v_rest, v_reset, reset, detach_reset, surrogate, chunk, current_on, adapt_on,
                       gain_in)  # fmt: skip
         ctx.set_materialize_grads(False)
@@ -227,6 +228,7 @@ class _TritonRecurrent(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_spikes, grad_v, grad_i, grad_a, grad_membrane):
         u_all, spikes, s0, weight, starts, params, g_in_rows = ctx.saved_tensors
+        g_in_rows = params if g_in_rows is None else g_in_rows  # a placeholder without g_in
         v_rest, v_reset, reset, detach_reset, surrogate, chunk, current_on, adapt_on, gain_in = (
             ctx.config
         )
