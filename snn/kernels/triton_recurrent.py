@@ -3,9 +3,9 @@
 The recurrent input couples all neurons of a sample at every step, so the time loop cannot run
 inside one kernel as the feed-forward neurons' does (:mod:`snn.kernels.triton_lif`). Each step
 is instead one matrix product (PyTorch's, ``s_{t-1} W^T`` into a ``[B, N]`` buffer) and one
-Triton kernel that adds it to ``x_t + b`` and runs the family's step body (the same
-``_step`` as the feed-forward kernels: LIF, CubaLIF or ALIF, with the same rounding, so the
-spikes equal the reference loop's bit for bit).
+Triton kernel that adds it to ``x_t + b`` and runs the family's step body (the feed-forward
+kernels' ``_advance``: LIF, CubaLIF or ALIF, with the same rounding, so the spikes equal the
+reference loop's bit for bit).
 
 The node keeps what the PyTorch fused node (:mod:`snn.kernels.family`) keeps: the input ``u_t
 = (x_t + b) + s_{t-1} W^T`` of every step, the spikes (for ``dW``) and the states at the start
@@ -190,6 +190,7 @@ class _TritonRecurrent(torch.autograd.Function):
         u_all = torch.empty_like(x)
         starts = v0.new_empty((-(-steps // chunk), len(states), *v0.shape))  # row 0: the start
         product = torch.empty_like(v0)
+        bias_rows = x if bias is None else bias.contiguous()  # x: a placeholder, not read
         s_prev = s0
         options = dict(
             RESET=_RESETS[reset], RECORD=record_membrane, HAS_REST=v_rest != 0,
@@ -203,7 +204,7 @@ class _TritonRecurrent(torch.autograd.Function):
             torch.matmul(s_prev, weight.T, out=product)
             triton_lif.launch(
                 _step_kernel, n, x.device,
-                x, x if bias is None else bias.contiguous(), product, u_all, v, i, a, params,
+                x, bias_rows, product, u_all, v, i, a, params,
                 g_in_rows, consts, spikes, membrane if record_membrane else spikes, t, n,
                 features, **options,
             )  # fmt: skip
