@@ -61,7 +61,10 @@ def executor() -> str:
     from snn import surrogate as sg
     from snn.kernels import native
 
-    why = native.unavailable_reason(torch.zeros(1), sg.ATan())
+    x = torch.zeros(1)
+    why = native.unavailable_reason(x, sg.ATan()) or native.unavailable_reason(
+        x, sg.ATan(), family=True
+    )
     if why is None:
         return "LIF, CubaLIF and ALIF on the native C kernel"
     return f"PyTorch operations (the native kernel cannot run: {why})"

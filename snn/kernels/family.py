@@ -5,7 +5,7 @@ Each node covers a whole sequence (no per-step graph). Which executor each neuro
 
 * **LIF**: its own fused node (:mod:`snn.kernels.fused`), the native C kernel on CPU.
 * **CubaLIF and ALIF, feed-forward, on CPU** (float32/float64, a built-in surrogate, a C
-  compiler; :func:`snn.kernels.native.unavailable_reason` is ``None``):
+  compiler; :func:`snn.kernels.native.unavailable_reason` with ``family=True`` is ``None``):
   :func:`native_family_sequence`, the LIF's C kernel with the current or the threshold state
   switched on (``csrc/lif_kernel.h`` writes the step once, the states as compile-time flags).
   It is one pass over the input per direction, like the LIF's, so it costs about the LIF's
@@ -613,8 +613,8 @@ def native_family_sequence(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """:func:`fused_family_sequence` without a recurrent weight, on the native C kernel: the
     CubaLIF (``i0`` given) or the ALIF (``a0`` given), one of the two. Same returns; the caller
-    checks :func:`snn.kernels.native.unavailable_reason` first. ``chunk``: steps between saved
-    states (default ``NATIVE_CHUNK_STEPS``, the LIF kernel's)."""
+    checks :func:`snn.kernels.native.unavailable_reason` (``family=True``) first. ``chunk``:
+    steps between saved states (default ``NATIVE_CHUNK_STEPS``, the LIF kernel's)."""
     if (i0 is None) == (a0 is None):
         raise ValueError(
             "the native family kernel runs a current state (i0) or a threshold state (a0): "

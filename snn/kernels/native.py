@@ -10,10 +10,12 @@ torch's own. The kernel runs its ranges as a
 parallel region of the OpenMP runtime that torch loaded (its ``GOMP_parallel`` entry point,
 found in this process and handed to the kernel), on the same team of threads as torch's
 matmuls; where torch has no OpenMP runtime, each call starts and joins its own threads. It is
-plain C with no PyTorch headers, so it builds once (tens of seconds) with the system C compiler
+plain C with no PyTorch headers, so it builds in a few seconds with the system C compiler
 (``$CC``, else ``cc``, ``gcc`` or ``clang``) and needs nothing else. The library is cached in
 ``$SNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/snn`` or ``~/.cache/snn``, under a name made from the
-source, the compiler and the CPU, so a changed kernel or machine rebuilds it.
+source, the compiler and the CPU, so a changed kernel or machine rebuilds it. The CubaLIF's and
+ALIF's variants are a second library from the same source, built on their first use (it takes
+several times as long: each variant is compiled for every surrogate and reset mode).
 
 It covers CPU tensors of float32 and float64 with one of the built-in surrogates; anything else
 (bf16, CUDA, a user's own surrogate) runs on the eager executor (the LIF) or the family's
@@ -66,6 +68,10 @@ _MIN_NEURONS_PER_THREAD = 2048
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _build_error: str | None = None
+# the family's variants (CubaLIF, ALIF) are a second build of the same source with SNN_FAMILY
+# defined: several times the LIF's compile time, paid only by a program that runs them
+_family_library: ctypes.CDLL | None = None
+_family_build_error: str | None = None
 
 
 def _surrogate_code(s: sg.Surrogate) -> tuple[int, float, float] | None:
@@ -123,7 +129,7 @@ def _cpu_features() -> str:
     return "\n".join(found) or f"{platform.processor()} {platform.platform()}"
 
 
-def _build() -> ctypes.CDLL:
+def _build(family: bool = False) -> ctypes.CDLL:
     cc = _compiler()
     if cc is None:
         raise OSError("no C compiler found (set $CC, or install gcc or clang)")
@@ -131,9 +137,10 @@ def _build() -> ctypes.CDLL:
     key = hashlib.sha256()
     for name in _SOURCES:
         key.update((SOURCE_DIR / name).read_bytes())
-    for part in (*cc, version, platform.machine(), _cpu_features(), *_FLAGS):
+    flags = [*_FLAGS, "-DSNN_FAMILY"] if family else _FLAGS
+    for part in (*cc, version, platform.machine(), _cpu_features(), *flags):
         key.update(part.encode() + b"\0")
-    target = _cache_dir() / f"lif-{key.hexdigest()[:16]}.so"
+    target = _cache_dir() / f"{'family' if family else 'lif'}-{key.hexdigest()[:16]}.so"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         # build beside the target, then rename: another process never loads a half-written file
@@ -141,7 +148,7 @@ def _build() -> ctypes.CDLL:
         os.close(fd)
         try:
             result = subprocess.run(
-                [*cc, *_FLAGS, "-o", tmp, str(SOURCE_DIR / "lif.c"), "-lm"],
+                [*cc, *flags, "-o", tmp, str(SOURCE_DIR / "lif.c"), "-lm"],
                 capture_output=True,
                 text=True,
             )
@@ -169,6 +176,8 @@ def _build() -> ctypes.CDLL:
         fn.argtypes = [*[ptr] * 3, *grad, *grad, *[ptr] * 8, dbl, dbl, *[i32] * 3, dbl, dbl]
         fn.argtypes += [i64, i64, i64, i32, i64]
         fn.restype = ctypes.c_int
+        if not family:
+            continue
         # the family's: arrays of pointers (states, parameters) are passed by address
         fn = getattr(lib, f"family_forward_{suffix}")
         fn.argtypes = [*[ptr] * 7, dbl, dbl, i32, i64, i64, i64, i32, i64]
@@ -225,9 +234,16 @@ def _openmp_libraries() -> list[ctypes.CDLL]:
     return libraries
 
 
-def _load() -> ctypes.CDLL | None:
-    global _library, _build_error
+def _load(family: bool = False) -> ctypes.CDLL | None:
+    global _library, _build_error, _family_library, _family_build_error
     with _lock:
+        if family:
+            if _family_library is None and _family_build_error is None:
+                try:
+                    _family_library = _build(family=True)
+                except Exception as err:  # noqa: BLE001 - the family's PyTorch node runs instead
+                    _family_build_error = f"{type(err).__name__}: {err}"
+            return _family_library
         if _library is None and _build_error is None:
             try:
                 _library = _build()
@@ -236,16 +252,17 @@ def _load() -> ctypes.CDLL | None:
         return _library
 
 
-def unavailable_reason(x: Tensor, surrogate: sg.Surrogate) -> str | None:
-    """Why the native kernel cannot run on ``x`` with ``surrogate``; ``None`` if it can."""
+def unavailable_reason(x: Tensor, surrogate: sg.Surrogate, family: bool = False) -> str | None:
+    """Why the native kernel cannot run on ``x`` with ``surrogate``; ``None`` if it can.
+    ``family``: the CubaLIF's and ALIF's kernel (:func:`family_forward`), built on first use."""
     if x.device.type != "cpu":
         return f"it runs on CPU only, and the input is on {x.device}"
     if x.dtype not in _SUFFIX:
         return f"it supports float32 and float64, and the input is {x.dtype}"
     if _surrogate_code(surrogate) is None:
         return f"it knows the built-in surrogates only, not {type(surrogate).__name__}"
-    if _load() is None:
-        return f"the C kernel could not be built: {_build_error}"
+    if _load(family) is None:
+        return f"the C kernel could not be built: {_family_build_error if family else _build_error}"
     return None
 
 
@@ -255,8 +272,9 @@ def _after_fork_in_child() -> None:
     # such a child); the kernel starts threads of its own instead
     global _lock
     _lock = threading.Lock()
-    if _library is not None:
-        _library.snn_lif_use_openmp(None, None, None)
+    for library in (_library, _family_library):
+        if library is not None:
+            library.snn_lif_use_openmp(None, None, None)
 
 
 if hasattr(os, "register_at_fork"):
@@ -269,11 +287,14 @@ def _own_threads() -> Iterator[None]:
     torch's OpenMP team (the runner for a torch without OpenMP; here to compare the two)."""
     lib = _load()
     assert lib is not None, "check unavailable_reason() first"
-    lib.snn_lif_use_openmp(None, None, None)
+    libraries = [lib] + ([_family_library] if _family_library is not None else [])
+    for library in libraries:
+        library.snn_lif_use_openmp(None, None, None)
     try:
         yield
     finally:
-        lib.snn_lif_use_openmp(*(_openmp_entry_points() or (None, None, None)))
+        for library in libraries:
+            library.snn_lif_use_openmp(*(_openmp_entry_points() or (None, None, None)))
 
 
 def _uses_openmp() -> bool:
@@ -297,7 +318,7 @@ def _per_neuron(p: Tensor, like: Tensor) -> Tensor:
 def _call(name: str, dtype: torch.dtype, n: int, *args) -> None:
     """Run kernel ``name`` over the neurons on torch's threads; every tensor argument must stay
     alive (the caller holds it) and be contiguous; ``None`` becomes a NULL pointer."""
-    lib = _load()
+    lib = _load(family=name.startswith("family_"))
     assert lib is not None, "check unavailable_reason() first"
     fn = getattr(lib, f"{name}_{_SUFFIX[dtype]}")
     c_args = []

@@ -450,14 +450,15 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
 static int NAME(forward_lif)(const void *args, int64_t i0, int64_t i1) {
     return NAME(cell_forward)(args, i0, i1, 0, 0);
 }
+static int NAME(backward_lif)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_backward)(args, i0, i1, 0, 0, 1);
+}
+#ifdef SNN_FAMILY
 static int NAME(forward_cuba)(const void *args, int64_t i0, int64_t i1) {
     return NAME(cell_forward)(args, i0, i1, 1, 0);
 }
 static int NAME(forward_alif)(const void *args, int64_t i0, int64_t i1) {
     return NAME(cell_forward)(args, i0, i1, 0, 1);
-}
-static int NAME(backward_lif)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_backward)(args, i0, i1, 0, 0, 1);
 }
 static int NAME(backward_cuba)(const void *args, int64_t i0, int64_t i1) {
     return NAME(cell_backward)(args, i0, i1, 1, 0, 1);
@@ -471,6 +472,7 @@ static int NAME(backward_cuba_fixed)(const void *args, int64_t i0, int64_t i1) {
 static int NAME(backward_alif_fixed)(const void *args, int64_t i0, int64_t i1) {
     return NAME(cell_backward)(args, i0, i1, 0, 1, 0);
 }
+#endif
 
 /* Run the LIF's forward time loop over neurons [0, n), in `parts` ranges of `step` neurons. */
 void NAME(lif_forward)(const REAL *x, const REAL *v0, REAL *spikes, REAL *membrane, REAL *starts,
@@ -509,7 +511,10 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
     return run(&job);
 }
 
-/* The family's entry points: state0, starts and last are [S_COUNT] arrays (the potential, the
+#ifdef SNN_FAMILY
+/* The family's entry points (built with SNN_FAMILY defined, as a library of their own: the
+   variants take several times the LIF's compile time): state0, starts and last are [S_COUNT]
+   arrays (the potential, the
    current, the adaptation: NULL where the neuron has no such state), param is [P_COUNT]. A
    neuron has a current state (CubaLIF), a threshold state (ALIF), or neither (the LIF: then the
    caller has applied the input gain); both at once is refused (-2). */
@@ -576,3 +581,4 @@ int NAME(family_backward)(const REAL *x, const REAL *const *state0, const REAL *
     struct job job = {(grads ? ranges : fixed)[variant], &args, n, step, parts, 0};
     return run(&job);
 }
+#endif /* SNN_FAMILY */
