@@ -30,9 +30,11 @@ The subtract reset removes ``theta_t - v_reset``; the zero reset sets ``v_reset`
 
 Every product is rounded before it is added (no fused multiply-add), the rule the fused nodes in
 :mod:`snn.kernels.family` follow too, so their spikes equal the reference loops' bit for bit.
-Each ``*_sequence`` has two backends: ``"reference"`` (a plain autograd loop over the step) and
+Each ``*_sequence`` has three backends: ``"reference"`` (a plain autograd loop over the step),
 ``"fused"`` (one autograd node for the whole sequence; the plain loop while ``torch.compile``
-traces):
+traces) and ``"triton"`` (the fused node's Triton kernels, which ``"fused"`` picks on CUDA:
+:mod:`snn.kernels.triton_family` and :mod:`snn.kernels.triton_recurrent`; CUDA, or CPU tensors
+under ``TRITON_INTERPRET=1``):
 
 >>> import torch
 >>> from snn.family_functional import ALIFParameters, alif_sequence
@@ -63,7 +65,13 @@ from snn.functional import (
     lif_step,
     physical_beta,
 )
-from snn.kernels.family import FamilyConfig, fused_family_sequence, synaptic_current
+from snn.kernels import native
+from snn.kernels.family import (
+    FamilyConfig,
+    fused_family_sequence,
+    native_family_sequence,
+    synaptic_current,
+)
 
 __all__ = [
     "FAMILY_BACKENDS",
@@ -82,7 +90,7 @@ __all__ = [
     "recurrent_sequence",
 ]
 
-FAMILY_BACKENDS = ("fused", "reference")
+FAMILY_BACKENDS = ("fused", "triton", "reference")
 
 
 def _is_one(g: Tensor | float) -> bool:
@@ -178,14 +186,29 @@ def cuba_lif_sequence(
 ) -> CubaLIFSequence:
     """Run the CubaLIF over ``x`` (``[T, B, ...]``).
 
-    ``"fused"``: the current as one linear-scan node (:func:`snn.kernels.family.synaptic_current`)
-    feeding the LIF's fused node (:func:`snn.functional.lif_sequence`, the native kernel where it
-    runs): the current does not depend on the spikes, so nothing else is needed.
+    ``"fused"``: on CPU the native C kernel with the current state on
+    (:func:`snn.kernels.family.native_family_sequence`) where it runs; elsewhere the current as
+    one linear-scan node (:func:`snn.kernels.family.synaptic_current`) feeding the LIF's fused
+    node (:func:`snn.functional.lif_sequence`): the current does not depend on the spikes. On
+    CUDA (and under ``"triton"``) the family's Triton kernels with the current state compiled in
+    (:func:`snn.kernels.triton_family.cuba_lif_sequence`).
     """
     _check_sequence(x, backend)
     state = _cuba_state(x, state, p)
     if backend == "reference" or torch.compiler.is_compiling():
         return CubaLIFSequence(*_reference(cuba_lif_step, x, state, p, record_membrane, "v"))
+    if _runs_triton(x, backend, p.lif.surrogate):  # CUDA, or asked for
+        return _triton_cuba_lif(x, state, p, record_membrane)
+    q = p.lif
+    if native.unavailable_reason(x, q.surrogate, family=True) is None:
+        config = FamilyConfig(
+            q.v_rest, q.v_reset, q.reset, q.detach_reset, q.surrogate, record_membrane
+        )
+        spikes, v, i, _, membrane = native_family_sequence(
+            x, state.v, state.i, None, beta=q.beta, v_th=q.v_th, alpha=p.alpha,
+            current_gain=q.gain, input_gain=p.input_gain, rho=None, adapt=None, config=config,
+        )  # fmt: skip
+        return CubaLIFSequence(spikes, CubaLIFState(i, v), membrane if record_membrane else None)
     c = x if _is_one(p.input_gain) else p.input_gain * x
     currents = synaptic_current(c, state.i, p.alpha)
     out = lif_sequence(currents, state.v, p.lif, record_membrane=record_membrane)
@@ -288,9 +311,10 @@ def alif_sequence(
     record_membrane: bool = False,
     backend: str = "fused",
 ) -> ALIFSequence:
-    """Run the ALIF over ``x`` (``[T, B, ...]``); ``"fused"`` is the family's fused node
-    (:func:`snn.kernels.family.fused_family_sequence`) with the threshold state on, or on CUDA
-    the Triton kernels (:func:`snn.kernels.triton_alif.alif_sequence`) where they run."""
+    """Run the ALIF over ``x`` (``[T, B, ...]``); ``"fused"`` is, where each runs, the native C
+    kernel on CPU (:func:`snn.kernels.family.native_family_sequence`) or the Triton kernels on
+    CUDA (:func:`snn.kernels.triton_family.alif_sequence`), with the threshold state on; else the
+    family's fused node in PyTorch operations (:func:`snn.kernels.family.fused_family_sequence`)."""
     _check_sequence(x, backend)
     if state is None:
         state = ALIFState(initial_state(x[0], p.lif), torch.zeros_like(x[0]))
@@ -298,18 +322,26 @@ def alif_sequence(
         _check_state(state, x, "ALIFState")
     if backend == "reference" or torch.compiler.is_compiling():
         return ALIFSequence(*_reference(alif_step, x, state, p, record_membrane, "v"))
-    if x.device.type == "cuda":  # the Triton kernels where they run (snn.kernels.triton_alif)
-        from snn.kernels import triton_alif
+    if _runs_triton(x, backend, p.lif.surrogate):  # CUDA, or asked for
+        from snn.kernels import triton_family
 
-        if triton_alif.unavailable_reason(x, p.lif.surrogate) is None:
-            q = p.lif
-            spikes, v, a, membrane = triton_alif.alif_sequence(
-                x if _is_one(q.gain) else q.gain * x, state.v, state.a, q.beta, q.v_th, p.rho,
-                p.adapt, q.v_rest, q.v_reset, q.reset, q.detach_reset, q.surrogate,
-                record_membrane,
-            )  # fmt: skip
-            return ALIFSequence(spikes, ALIFState(v, a), membrane if record_membrane else None)
-    spikes, v, _, a, membrane = _fused(x, state, None, p, None, record_membrane)
+        q = p.lif
+        spikes, v, a, membrane = triton_family.alif_sequence(
+            x if _is_one(q.gain) else q.gain * x, state.v, state.a, q.beta, q.v_th, p.rho,
+            p.adapt, q.v_rest, q.v_reset, q.reset, q.detach_reset, q.surrogate, record_membrane,
+        )  # fmt: skip
+        return ALIFSequence(spikes, ALIFState(v, a), membrane if record_membrane else None)
+    q = p.lif
+    if native.unavailable_reason(x, q.surrogate, family=True) is None:
+        config = FamilyConfig(
+            q.v_rest, q.v_reset, q.reset, q.detach_reset, q.surrogate, record_membrane
+        )
+        spikes, v, _, a, membrane = native_family_sequence(
+            x, state.v, None, state.a, beta=q.beta, v_th=q.v_th, alpha=None, current_gain=1.0,
+            input_gain=q.gain, rho=p.rho, adapt=p.adapt, config=config,
+        )  # fmt: skip
+    else:
+        spikes, v, _, a, membrane = _fused(x, state, None, p, None, record_membrane)
     return ALIFSequence(spikes, ALIFState(v, a), membrane if record_membrane else None)
 
 
@@ -370,7 +402,9 @@ def recurrent_sequence(
     ``(x_t + bias) + s_{t-1} @ weight.T``.
 
     ``"fused"`` is the family's fused node with the weight inside: one node for the sequence,
-    whose backward ends with ``dW = sum_t (dL/du_t)^T s_{t-1}`` as one matrix product.
+    whose backward ends with ``dW = sum_t (dL/du_t)^T s_{t-1}`` as one matrix product. On CUDA
+    (and under ``backend="triton"``) that node runs on Triton kernels, one matrix product and
+    one fused step kernel per step (:mod:`snn.kernels.triton_recurrent`).
     """
     _check_sequence(x, backend)
     n = x.shape[-1]
@@ -386,10 +420,17 @@ def recurrent_sequence(
     if backend == "reference" or torch.compiler.is_compiling():
         drive = x if bias is None else x + bias
         return _reference_recurrent(drive, state, p, weight, record_membrane)
-    # the bias is added inside the node, into the buffer of u: no [T, B, N] temporary
-    spikes, v, i, a, membrane = _fused(
-        x, state.neuron, state.spikes, p, weight, record_membrane, bias
-    )
+    surrogate = (p if isinstance(p, LIFParameters) else p.lif).surrogate
+    if _runs_triton(x, backend, surrogate):  # CUDA, or asked for
+        from snn.kernels import triton_recurrent
+
+        spikes, v, i, a, membrane = triton_recurrent.recurrent_sequence(
+            x, state.neuron, state.spikes, p, weight, bias, record_membrane
+        )
+    else:  # the bias is added inside the node, into the buffer of u: no [T, B, N] temporary
+        spikes, v, i, a, membrane = _fused(
+            x, state.neuron, state.spikes, p, weight, record_membrane, bias
+        )
     if isinstance(p, CubaLIFParameters):
         neuron = CubaLIFState(i, v)
     elif isinstance(p, ALIFParameters):
@@ -486,3 +527,28 @@ def _fused(x, neuron_state, s0, p: NeuronParameters, weight, record_membrane, bi
         x, v0, i0, a0, s0, beta=lif.beta, v_th=lif.v_th, alpha=alpha, current_gain=current_gain,
         input_gain=input_gain, rho=rho, adapt=adapt, weight=weight, config=config, bias=bias,
     )  # fmt: skip
+
+
+def _runs_triton(x: Tensor, backend: str, surrogate: _surrogate.Surrogate) -> bool:
+    """Whether this call runs on the Triton kernels: ``backend="triton"`` (an error names what
+    is missing where they cannot run), or ``"fused"`` on CUDA where they can."""
+    if backend != "triton" and not (backend == "fused" and x.device.type == "cuda"):
+        return False
+    from snn.kernels import triton_lif  # imports Triton: only when asked for, or on CUDA
+
+    why = triton_lif.unavailable_reason(x, surrogate)
+    if why is not None and backend == "triton":
+        raise ValueError(f"backend='triton' cannot run here: {why}")
+    return why is None
+
+
+def _triton_cuba_lif(x: Tensor, state: CubaLIFState, p: CubaLIFParameters, record_membrane):
+    from snn.kernels import triton_family
+
+    q = p.lif
+    spikes, i, v, membrane = triton_family.cuba_lif_sequence(
+        x if _is_one(p.input_gain) else p.input_gain * x, state.i, state.v, p.alpha, q.gain,
+        q.beta, q.v_th, q.v_rest, q.v_reset, q.reset, q.detach_reset, q.surrogate,
+        record_membrane,
+    )  # fmt: skip
+    return CubaLIFSequence(spikes, CubaLIFState(i, v), membrane if record_membrane else None)
