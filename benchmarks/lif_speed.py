@@ -20,9 +20,9 @@ On CPU, A, B and C also time snn's default on threads the native kernel starts a
 own OpenMP team: the choice of runner, measured side by side.
 
 C runs with ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000`` so that glibc keeps
-freed pages and page faults do not swamp the neuron's own cost. ON's steps take seconds (the
-floor 9 s at 2 threads, SpikingJelly about 90 s and Norse about 190 s), so it runs 1 iteration
-with no warmup per round by default. The floor is the same network
+freed pages and page faults do not swamp the neuron's own cost. ON's steps take seconds (on the
+2-core VM, idle, at 2 threads: the floor 1.8 s, Norse 27 s), so it runs 1 iteration with no
+warmup per round by default. The floor is the same network
 without the neuron's time loop: ReLU for A, B and ON, and for C one ``sigmoid`` forward and
 backward over the same tensor. Each configuration runs in fresh processes, one per round;
 within a round the rows alternate iteration by iteration so that load from other processes hits

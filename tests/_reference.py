@@ -126,3 +126,34 @@ def equation_loop(x, v0, beta, v_th, v_rest, v_reset, reset, detach, name):
         spikes.append(s)
         trace.append(v)
     return torch.stack(spikes), torch.stack(trace), v, h_max
+
+
+def family_loop(kind, x, state, p, reset, detach, surrogate, v_rest, v_reset):
+    """The CubaLIF ("cuba") / ALIF ("alif") equations as a plain autograd loop over ``x``, with
+    the parameters in the dict ``p`` (alpha, g_in, gain, beta, v_th; rho, adapt); returns the
+    spikes, the membrane trace and the final state ((i, v) or (v, a))."""
+    if kind == "cuba":
+        i, v = state
+    else:
+        v, a = state
+    spikes, trace = [], []
+    for x_t in x.unbind(0):
+        if kind == "cuba":
+            i = p["alpha"] * i + p["g_in"] * x_t
+            drive, theta = p["gain"] * i, p["v_th"]
+        else:
+            drive, theta = p["gain"] * x_t, p["v_th"] + p["adapt"] * a
+        h = v_rest + p["beta"] * (v - v_rest) + drive
+        s = Step.apply(h - theta, surrogate)
+        r = s.detach() if detach else s
+        if reset == "subtract":
+            v = h - r * (theta - v_reset)
+        elif reset == "zero":
+            v = h - r * (h - v_reset)
+        else:
+            v = h
+        if kind == "alif":
+            a = p["rho"] * a + (1 - p["rho"]) * s
+        spikes.append(s)
+        trace.append(v)
+    return torch.stack(spikes), torch.stack(trace), ((i, v) if kind == "cuba" else (v, a))

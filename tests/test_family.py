@@ -1,9 +1,10 @@
-"""CubaLIF and ALIF against loops written here from their equations (issue 12's contract).
+"""CubaLIF and ALIF against a loop written from their equations (issue 12's contract).
 
-The loop below shares no code with snn: its spike is tests/_reference.py's ``Step`` (the
-surrogate formulas written out again). Each case runs a population of more than one kernel tile
-(600 neurons) from a non-zero initial state, with per-neuron parameters that all take gradients,
-a recorded membrane, and a loss on the spikes, the membrane and the final state:
+The loop (``family_loop`` in tests/_reference.py, shared with tests/test_family_native.py)
+shares no code with snn: its spike is ``Step`` (the surrogate formulas written out again).
+Each case runs a population of more than one kernel tile (600 neurons) from a non-zero initial
+state, with per-neuron parameters that all take gradients, a recorded membrane, and a loss on
+the spikes, the membrane and the final state:
 
 * float64: spikes bit for bit, every gradient (input, initial state, each parameter) to 1e-10;
 * float32: spikes bit for bit (the documented rounding rule: each product rounded before the
@@ -19,7 +20,7 @@ import pickle
 
 import pytest
 import torch
-from _reference import Step
+from _reference import family_loop
 
 import snn
 from snn.family_functional import (
@@ -40,34 +41,7 @@ SURROGATES = ["atan", "fast_sigmoid", "sigmoid", "triangle", "rectangular", "str
 
 def loop(kind, x, state, p, reset, detach, surrogate):
     """The CubaLIF / ALIF equations as a plain autograd loop; returns spikes, trace, state."""
-    if kind == "cuba":
-        i, v = state
-    else:
-        v, a = state
-    spikes, trace = [], []
-    for t in range(x.shape[0]):
-        if kind == "cuba":
-            i = p["alpha"] * i + p["g_in"] * x[t]
-            drive = p["gain"] * i
-            theta = p["v_th"]
-        else:
-            drive = p["gain"] * x[t]
-            theta = p["v_th"] + p["adapt"] * a
-        h = V_REST + p["beta"] * (v - V_REST) + drive
-        s = Step.apply(h - theta, surrogate)
-        r = s.detach() if detach else s
-        if reset == "subtract":
-            v = h - r * (theta - V_RESET)
-        elif reset == "zero":
-            v = h - r * (h - V_RESET)
-        else:
-            v = h
-        if kind == "alif":
-            a = p["rho"] * a + (1 - p["rho"]) * s
-        spikes.append(s)
-        trace.append(v)
-    final = (i, v) if kind == "cuba" else (v, a)
-    return torch.stack(spikes), torch.stack(trace), final
+    return family_loop(kind, x, state, p, reset, detach, surrogate, V_REST, V_RESET)
 
 
 def make_case(kind, reset, dtype, seed=3):

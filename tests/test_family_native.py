@@ -1,8 +1,9 @@
-"""CubaLIF and ALIF on the native C kernel against a per-step autograd loop written here.
+"""CubaLIF and ALIF on the native C kernel against a per-step autograd loop.
 
-The loop shares no code with snn (its spike is tests/_reference.py's ``Step``). Each case runs
-1400 neurons (B = 2, N = 700): at 1, 2 and 3 threads every range holds several 256-neuron tiles
-and a partial one (the kernel's minimum range is lowered so that this small population splits);
+The loop (tests/_reference.py's ``family_loop``) shares no code with snn (its spike is
+``Step``). Each case runs 1400 neurons (B = 2, N = 700): at 1, 2 and 3 threads every range
+holds several 256-neuron tiles and a partial one (the kernel's minimum range is lowered so that
+this small population splits);
 T = 75 steps, two 32-step chunks and a partial one; non-zero initial states; per-neuron
 parameters that all take gradients, or Python numbers; a loss on the spikes, the recorded
 membrane and the final states. The native results must not depend on the thread count, bit for
@@ -14,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 from _backends import needs_cc
-from _reference import Step
+from _reference import family_loop
 
 from snn.family_functional import (
     ALIFParameters,
@@ -57,32 +58,8 @@ def small_ranges(monkeypatch):
 
 
 def loop(kind, x, state, p, reset, detach, surrogate):
-    """The neuron's equations as a plain autograd loop: spikes, membrane trace, final state."""
-    if kind == "cuba":
-        i, v = state
-    else:
-        v, a = state
-    spikes, trace = [], []
-    for x_t in x.unbind(0):
-        if kind == "cuba":
-            i = p["alpha"] * i + p["g_in"] * x_t
-            drive, theta = p["gain"] * i, p["v_th"]
-        else:
-            drive, theta = p["gain"] * x_t, p["v_th"] + p["adapt"] * a
-        h = V_REST + p["beta"] * (v - V_REST) + drive
-        s = Step.apply(h - theta, surrogate)
-        r = s.detach() if detach else s
-        if reset == "subtract":
-            v = h - r * (theta - V_RESET)
-        elif reset == "zero":
-            v = h - r * (h - V_RESET)
-        else:
-            v = h
-        if kind == "alif":
-            a = p["rho"] * a + (1 - p["rho"]) * s
-        spikes.append(s)
-        trace.append(v)
-    return torch.stack(spikes), torch.stack(trace), ((i, v) if kind == "cuba" else (v, a))
+    """The neuron's equations as a plain autograd loop (tests/_reference.py's)."""
+    return family_loop(kind, x, state, p, reset, detach, surrogate, V_REST, V_RESET)
 
 
 def make_case(kind, reset, dtype, per_neuron=True, seed=5):
