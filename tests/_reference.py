@@ -128,32 +128,40 @@ def equation_loop(x, v0, beta, v_th, v_rest, v_reset, reset, detach, name):
     return torch.stack(spikes), torch.stack(trace), v, h_max
 
 
-def family_loop(kind, x, state, p, reset, detach, surrogate, v_rest, v_reset):
-    """The CubaLIF ("cuba") / ALIF ("alif") equations as a plain autograd loop over ``x``, with
-    the parameters in the dict ``p`` (alpha, g_in, gain, beta, v_th; rho, adapt); returns the
-    spikes, the membrane trace and the final state ((i, v) or (v, a))."""
+def family_step(kind, u, state, p, reset, detach, surrogate, v_rest, v_reset):
+    """One step of the LIF ("lif", state ``(v,)``), CubaLIF ("cuba", ``(i, v)``) or ALIF
+    ("alif", ``(v, a)``) on the input ``u``, with the parameters in the dict ``p`` (gain, beta,
+    v_th; alpha, g_in; rho, adapt); returns the spike and the new state."""
     if kind == "cuba":
         i, v = state
-    else:
+        i = p["alpha"] * i + p["g_in"] * u
+        drive, theta = p["gain"] * i, p["v_th"]
+    elif kind == "alif":
         v, a = state
+        drive, theta = p["gain"] * u, p["v_th"] + p["adapt"] * a
+    else:
+        (v,) = state
+        drive, theta = p["gain"] * u, p["v_th"]
+    h = v_rest + p["beta"] * (v - v_rest) + drive
+    s = Step.apply(h - theta, surrogate)
+    r = s.detach() if detach else s
+    if reset == "subtract":
+        v = h - r * (theta - v_reset)
+    elif reset == "zero":
+        v = h - r * (h - v_reset)
+    else:
+        v = h
+    if kind == "alif":
+        return s, (v, p["rho"] * a + (1 - p["rho"]) * s)
+    return s, ((i, v) if kind == "cuba" else (v,))
+
+
+def family_loop(kind, x, state, p, reset, detach, surrogate, v_rest, v_reset):
+    """:func:`family_step` over ``x`` for CubaLIF ("cuba", state ``(i, v)``) or ALIF ("alif",
+    ``(v, a)``); returns the spikes, the membrane trace and the final state."""
     spikes, trace = [], []
     for x_t in x.unbind(0):
-        if kind == "cuba":
-            i = p["alpha"] * i + p["g_in"] * x_t
-            drive, theta = p["gain"] * i, p["v_th"]
-        else:
-            drive, theta = p["gain"] * x_t, p["v_th"] + p["adapt"] * a
-        h = v_rest + p["beta"] * (v - v_rest) + drive
-        s = Step.apply(h - theta, surrogate)
-        r = s.detach() if detach else s
-        if reset == "subtract":
-            v = h - r * (theta - v_reset)
-        elif reset == "zero":
-            v = h - r * (h - v_reset)
-        else:
-            v = h
-        if kind == "alif":
-            a = p["rho"] * a + (1 - p["rho"]) * s
+        s, state = family_step(kind, x_t, state, p, reset, detach, surrogate, v_rest, v_reset)
         spikes.append(s)
-        trace.append(v)
-    return torch.stack(spikes), torch.stack(trace), ((i, v) if kind == "cuba" else (v, a))
+        trace.append(state[1] if kind == "cuba" else state[0])
+    return torch.stack(spikes), torch.stack(trace), tuple(state)

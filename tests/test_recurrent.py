@@ -1,6 +1,6 @@
 """snn.Recurrent against a loop written here: ``u_t = x_t + b + s_{t-1} W^T`` into the neuron.
 
-The loop shares no code with snn (its spike is tests/_reference.py's ``Step``). Every neuron of
+The loop (tests/_reference.py's ``family_step``) shares no code with snn. Every neuron of
 the family runs with 600 neurons (more than one tile), per-neuron parameters, a non-zero initial
 state including the spikes of the step before, and gradients for the input, every state, the
 weight, the bias and every parameter (float64, to 1e-10). Then: with ``weight = 0`` the layer is
@@ -14,7 +14,7 @@ import pickle
 
 import pytest
 import torch
-from _reference import Step
+from _reference import family_step
 
 import snn
 from snn.family_functional import (
@@ -33,36 +33,14 @@ V_REST, V_RESET = 0.1, -0.2
 
 def loop(kind, x, neuron_state, s, p, weight, bias, reset, detach):
     """The recurrent neuron's equations, step by step, with plain autograd."""
-    if kind == "lif":
-        v = neuron_state
-    elif kind == "cuba":
-        i, v = neuron_state
-    else:
-        v, a = neuron_state
+    state = (neuron_state,) if kind == "lif" else tuple(neuron_state)
     spikes, trace = [], []
-    for t in range(x.shape[0]):
-        u = x[t] + bias + s @ weight.T  # the spikes of the step before
-        if kind == "cuba":
-            i = p["alpha"] * i + p["g_in"] * u
-            drive = p["gain"] * i
-        else:
-            drive = p["gain"] * u
-        theta = p["v_th"] + p["adapt"] * a if kind == "alif" else p["v_th"]
-        h = V_REST + p["beta"] * (v - V_REST) + drive
-        s = Step.apply(h - theta, "atan")
-        r = s.detach() if detach else s
-        if reset == "subtract":
-            v = h - r * (theta - V_RESET)
-        elif reset == "zero":
-            v = h - r * (h - V_RESET)
-        else:
-            v = h
-        if kind == "alif":
-            a = p["rho"] * a + (1 - p["rho"]) * s
+    for x_t in x.unbind(0):
+        u = x_t + bias + s @ weight.T  # the spikes of the step before
+        s, state = family_step(kind, u, state, p, reset, detach, "atan", V_REST, V_RESET)
         spikes.append(s)
-        trace.append(v)
-    final = (v,) if kind == "lif" else (i, v) if kind == "cuba" else (v, a)
-    return torch.stack(spikes), torch.stack(trace), (*final, s)
+        trace.append(state[1] if kind == "cuba" else state[0])
+    return torch.stack(spikes), torch.stack(trace), (*state, s)
 
 
 def make_case(kind, dtype=torch.float64, seed=5):
