@@ -99,12 +99,8 @@ class ExitError(Exception):
     """train.main returned a non-zero code; the message is what it printed to stderr."""
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    threads, rng = torch.get_num_threads(), torch.get_rng_state()
-    yield
-    torch.set_num_threads(threads)
-    torch.set_rng_state(rng)
+# train.main sets the thread count and seeds torch's generator (tests/conftest.py undoes both)
+pytestmark = pytest.mark.usefixtures("restore_torch_globals")
 
 
 def main(*args: str) -> None:

@@ -44,12 +44,8 @@ STEPS = 16
 PICK = random.Random(2026)  # the kill points; fixed, so a failure is reproducible
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    threads, rng = torch.get_num_threads(), torch.get_rng_state()
-    yield
-    torch.set_num_threads(threads)
-    torch.set_rng_state(rng)
+# train.main sets the thread count and seeds torch's generator (tests/conftest.py undoes both)
+pytestmark = pytest.mark.usefixtures("restore_torch_globals")
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,8 @@ needs_tonic = pytest.mark.skipif(
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    """train.main sets the thread count and seeds torch's global generator: undo both."""
-    threads, rng = torch.get_num_threads(), torch.get_rng_state()
-    yield
-    torch.set_num_threads(threads)
-    torch.set_rng_state(rng)
+# train.main sets the thread count and seeds torch's generator (tests/conftest.py undoes both)
+pytestmark = pytest.mark.usefixtures("restore_torch_globals")
 
 
 def config(root: Path, dataset: str, *overrides: str):

@@ -48,12 +48,8 @@ ARGS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    threads, rng = torch.get_num_threads(), torch.get_rng_state()
-    yield
-    torch.set_num_threads(threads)
-    torch.set_rng_state(rng)
+# train.main sets the thread count and seeds torch's generator (tests/conftest.py undoes both)
+pytestmark = pytest.mark.usefixtures("restore_torch_globals")
 
 
 def free_port() -> int:

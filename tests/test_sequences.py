@@ -19,14 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    """train.main sets the thread count and seeds torch's global generator: undo both."""
-    threads, rng = torch.get_num_threads(), torch.get_rng_state()
-    yield
-    torch.set_num_threads(threads)
-    torch.set_rng_state(rng)
+# train.main sets the thread count and seeds torch's generator (tests/conftest.py undoes both)
+pytestmark = pytest.mark.usefixtures("restore_torch_globals")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,14 +30,8 @@ from snn.training.models import build_model, spiking_layers  # noqa: E402
 from snn.training.optim import make_optimizer, make_scheduler  # noqa: E402
 from snn.training.rundir import Metrics  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _restore_torch_globals():
-    """train.main sets the thread count and seeds torch's global generator: undo both."""
-    threads, rng = torch.get_num_threads(), torch.get_rng_state()
-    yield
-    torch.set_num_threads(threads)
-    torch.set_rng_state(rng)
+# train.main sets the thread count and seeds torch's generator (tests/conftest.py undoes both)
+pytestmark = pytest.mark.usefixtures("restore_torch_globals")
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
