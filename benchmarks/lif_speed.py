@@ -28,7 +28,9 @@ backward over the same tensor. Each configuration runs in fresh processes, one p
 within a round the rows alternate iteration by iteration so that load from other processes hits
 them alike. A row's figure for a round is the median of its iterations; the table shows the
 median, min and max over rounds, and the ratio to the floor (the median over rounds of the ratio
-measured within each round).
+measured within each round). "page faults" is the median over rounds of a row's median minor
+page faults per step: a step that maps fresh pages (glibc handed back freed memory) pays a few
+milliseconds for it, whichever row the allocation order picks.
 
 Every configuration runs at torch's default thread count (all cores), and again at each count
 given with ``--threads``; every table and row says its thread count. ``--check`` exits non-zero
@@ -51,6 +53,7 @@ import argparse
 import importlib.metadata
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -420,13 +423,16 @@ def worker(config: str, iters: int, warmup: int, memory: bool, threads: int | No
         except Exception as err:  # noqa: BLE001 - report any row that cannot run, keep the rest
             notes.append(f"{name}: failed ({type(err).__name__}: {str(err).splitlines()[0]})")
     times: dict[str, list[float]] = {name: [] for name, _, _ in live}
+    faults: dict[str, list[int]] = {name: [] for name, _, _ in live}
     for _ in range(iters):
         for name, step, _ in live:
             sync()
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             started = time.perf_counter()
             step()
             sync()
             times[name].append(time.perf_counter() - started)
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     peaks = {name: peak_tensor_memory(step, device) for name, step, _ in live} if memory else {}
     loss_peaks = {}
     if memory and config == "B":
@@ -437,6 +443,7 @@ def worker(config: str, iters: int, warmup: int, memory: bool, threads: int | No
         "config": config,
         "rows": [name for name, _, _ in live],
         "ms": {name: statistics.median(t) * 1e3 for name, t in times.items()},
+        "faults": {name: statistics.median(f) for name, f in faults.items()},
         "warmup_s": {name: w for name, _, w in live},
         "peak_mb": peaks,
         "loss_peak_mb": loss_peaks,
@@ -495,16 +502,17 @@ def report(config: str, results: list[dict]) -> str:
         f"\n### {config} at {threads} threads  (torch {first['torch']}, {len(results)} rounds x "
         f"{first['iters']} iterations, median per round)",
         "",
-        "| | threads | median ms | min | max | x floor | peak tensor memory |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| | threads | median ms | min | max | x floor | peak tensor memory | page faults |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in first["rows"]:
         per_round = [r["ms"][name] for r in results if name in r["ms"]]
         peak = first["peak_mb"].get(name)
         mem = f"{peak:.0f} MB" if peak is not None else "-"
+        faults = statistics.median(r["faults"][name] for r in results if name in r["faults"])
         lines.append(
             f"| {name} | {threads} | {statistics.median(per_round):.1f} | {min(per_round):.1f} | "
-            f"{max(per_round):.1f} | {ratio[name]:.2f} | {mem} |"
+            f"{max(per_round):.1f} | {ratio[name]:.2f} | {mem} | {faults:.0f} |"
         )
     if first["loss_peak_mb"]:
         lines += [

@@ -48,9 +48,30 @@ MUTANTS = [
     Mutant(
         "native backward: every tile recomputed from the first tile's initial state",
         "snn/kernels/csrc/lif_kernel.h",
-        "memcpy(v, c == 0 ? v0 + a : starts",
-        "memcpy(v, c == 0 ? v0 + i0 : starts",
+        "NAME(start_at)(v, v0, a, m, v_rest);",
+        "NAME(start_at)(v, v0, i0, m, v_rest);",
         KERNEL_TESTS,
+    ),
+    Mutant(
+        "native: a start from rest at 0 instead of v_rest",
+        "snn/kernels/csrc/lif_kernel.h",
+        "for (int64_t i = 0; i < m; i++) v[i] = v_rest;",
+        "for (int64_t i = 0; i < m; i++) v[i] = 0;",
+        KERNEL_TESTS,
+    ),
+    Mutant(
+        "native: a single-valued parameter's row read at the tile's offset",
+        "snn/kernels/csrc/lif_kernel.h",
+        "((per_neuron >> (k)) & 1 ? a : 0)",
+        "((per_neuron >> (k)) & 1 ? a : a)",
+        KERNEL_TESTS,
+    ),
+    Mutant(
+        "native: a per-neuron parameter read without the tile's offset",
+        "snn/kernels/csrc/lif_kernel.h",
+        "((per_neuron >> (k)) & 1 ? a : 0)",
+        "((per_neuron >> (k)) & 1 ? 0 : 0)",
+        (*KERNEL_TESTS, *FAMILY_NATIVE),
     ),
     Mutant(
         "native forward: the chunk-start potential saved one step late",

@@ -293,6 +293,14 @@ def _native_unavailable(x: Tensor, p: LIFParameters) -> str | None:
     return _native.unavailable_reason(x, p.surrogate)
 
 
+def _broadcasts_into(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether a tensor of ``shape`` broadcasts against ``target`` without enlarging it (what
+    ``torch.broadcast_shapes(shape, target) == target`` says, without its cost per call)."""
+    if len(shape) > len(target):
+        return False
+    return all(a in (1, b) for a, b in zip(reversed(shape), reversed(target), strict=False))
+
+
 def _is_one(g: Tensor | float) -> bool:
     return isinstance(g, (int, float)) and g == 1
 
@@ -345,7 +353,7 @@ def lif_sequence(
     if x.shape[0] == 0:
         raise ValueError("the input has T = 0 time steps; pass at least one step along dim 0")
     if state is None:
-        state = initial_state(x[0], p)
+        pass  # from rest: made below where the executor needs a tensor
     elif state.shape != x.shape[1:]:
         raise ValueError(
             f"state shape {tuple(state.shape)} does not match one step of the input "
@@ -358,14 +366,15 @@ def lif_sequence(
             "pass state.to(x) (snn does not convert it silently)"
         )
     gain_shape = p.gain.shape if isinstance(p.gain, Tensor) else ()
-    if torch.broadcast_shapes(gain_shape, x.shape) != x.shape:
+    if not _broadcasts_into(gain_shape, x.shape):
         raise ValueError(
             f"a gain of shape {tuple(gain_shape)} would broadcast the input {tuple(x.shape)} to "
             "a larger shape; give the gain the shape of the neurons (the input's trailing "
             "dimensions) or a scalar"
         )
     if backend == "reference":
-        return _reference_sequence(x, state, p, record_membrane)
+        return _reference_sequence(x, initial_state(x[0], p) if state is None else state, p,
+                                   record_membrane)  # fmt: skip
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     executor = backend
@@ -386,6 +395,8 @@ def lif_sequence(
                 f"backend='native' cannot run here: {why}; use backend='fused', which picks "
                 "the native kernel where it can and the eager executor elsewhere"
             )
+    if state is None and executor != "native":  # the native kernel starts from rest itself
+        state = initial_state(x[0], p)
     current = x if _is_one(p.gain) else p.gain * x
     args = (current, state, p.beta, p.v_th, p.v_rest, p.v_reset, p.reset, p.detach_reset)
     if executor == "triton":

@@ -535,8 +535,10 @@ def fused_family_sequence(
 # The feed-forward CubaLIF and ALIF on the native kernel.
 
 
-def _per_neuron(value: Tensor | float, like: Tensor) -> Tensor:
-    return torch.as_tensor(value, dtype=like.dtype, device=like.device).expand(like.shape)
+def _as_parameter(value: Tensor | float, like: Tensor) -> Tensor:
+    """A parameter as a tensor of ``like``'s dtype, not expanded: the kernel reads one value
+    from a row of its own, and expands per-neuron ones itself."""
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
 class _NativeFamily(torch.autograd.Function):
@@ -551,7 +553,7 @@ class _NativeFamily(torch.autograd.Function):
         else:  # likewise v_th - v_reset
             given["jump"] = v_th - cfg.v_reset
         v0 = v0.contiguous()
-        params = {k: _per_neuron(t, v0).contiguous() for k, t in given.items()}
+        params = {k: _as_parameter(t, v0) for k, t in given.items()}
         state0 = tuple(None if s is None else s.contiguous() for s in (v0, i0, a0))
         bounds = -(-x.shape[0] // chunk)
         starts = tuple(None if s is None else v0.new_empty((bounds - 1, *v0.shape)) for s in state0)

@@ -76,6 +76,8 @@ EXECUTORS = ("eager", "native", "triton")
 
 
 def _as_tensor(value: Tensor | float, like: Tensor) -> Tensor:
+    if isinstance(value, Tensor) and value.dtype == like.dtype and value.device == like.device:
+        return value  # as as_tensor would, without its cost per call
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
@@ -131,7 +133,7 @@ class _FusedLIF(torch.autograd.Function):
     def forward(
         ctx,
         current: Tensor,
-        v0: Tensor,
+        v0: Tensor | None,
         beta: Tensor | float,
         v_th: Tensor | float,
         v_rest: float,
@@ -144,17 +146,24 @@ class _FusedLIF(torch.autograd.Function):
         block: int,
         executor: str,
     ) -> tuple[Tensor, Tensor, Tensor]:
+        if v0 is None and executor != "native":  # rest; the native kernel starts there itself
+            v0 = torch.full_like(current[0], v_rest)
         beta_t = _as_tensor(beta, current)
         v_th_t = _as_tensor(v_th, current)
-        # from v_th as given (a float is subtracted in double, as lif_step does)
-        jump_t = _as_tensor(v_th - v_reset, current)
+        # from v_th as given (a float is subtracted in double, as lif_step does); x - 0 is x
+        jump_t = v_th_t if v_reset == 0 else _as_tensor(v_th - v_reset, current)
         num_steps = current.shape[0]
-        bounds = _chunk_bounds(num_steps, chunk)
+        chunks = -(-num_steps // chunk)
         spikes = torch.empty_like(current)
+        # an empty tensor when not asked for, not None: torch.compile's backward needs a tensor
         membrane = torch.empty_like(current) if record_membrane else current.new_empty(0)
         # the potential at the start of chunks 1, 2, ...: all backward needs besides the input
-        # (the Triton kernels also keep chunk 0's, v0, in row 0)
-        starts = v0.new_empty((len(bounds) - (executor != "triton"), *v0.shape))
+        # (none for a single chunk; the Triton kernels also keep chunk 0's, v0, in row 0)
+        starts = (
+            current.new_empty((chunks - (executor != "triton"), *current.shape[1:]))
+            if chunks > 1 or executor == "triton"
+            else None
+        )
 
         if executor == "triton":
             from snn.kernels import triton_lif  # imports Triton: only for this executor
@@ -172,7 +181,7 @@ class _FusedLIF(torch.autograd.Function):
         else:
             v_last = _forward_eager(
                 current, v0, beta_t, v_th_t, jump_t, v_rest, v_reset, reset, spikes, membrane,
-                bounds, starts, record_membrane,
+                _chunk_bounds(num_steps, chunk), starts, record_membrane,
             )  # fmt: skip
 
         ctx.save_for_backward(current, v0, starts, beta_t, v_th_t, jump_t)
@@ -219,6 +228,7 @@ class _FusedLIF(torch.autograd.Function):
             grad_current, delta, grad_beta, grad_v_th = native.backward(
                 current, v0, starts, grad_spikes, grad_membrane, grad_v_last, beta, v_th, jump,
                 v_rest, v_reset, reset, detach_reset, surrogate, chunk, need_beta, need_v_th,
+                ctx.needs_input_grad[1],
             )  # fmt: skip
         else:
             bounds = _chunk_bounds(current.shape[0], chunk)
@@ -376,7 +386,7 @@ def _backward_block(
 
 def fused_lif_sequence(
     current: Tensor,
-    v0: Tensor,
+    v0: Tensor | None,
     beta: Tensor | float,
     v_th: Tensor | float,
     v_rest: float,
@@ -389,7 +399,8 @@ def fused_lif_sequence(
     executor: str,
     chunk: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Run the LIF over ``current`` (``[T, ...]``, already multiplied by the gain) from ``v0``.
+    """Run the LIF over ``current`` (``[T, ...]``, already multiplied by the gain) from ``v0``
+    (``None``: from rest, ``v_rest``).
 
     Returns ``(spikes [T, ...], v_last [...], membrane [T, ...] or an empty tensor)``. Use
     :func:`snn.functional.lif_sequence`, which validates its arguments, rather than this.
@@ -404,7 +415,8 @@ def fused_lif_sequence(
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     num_steps = current.shape[0]
-    block = max(1, BLOCK_ELEMENTS // max(1, v0.numel()))
+    neurons = current.numel() // num_steps if num_steps else 0
+    block = max(1, BLOCK_ELEMENTS // max(1, neurons))
     if chunk is None and executor == "triton":
         from snn.kernels import triton_lif
 

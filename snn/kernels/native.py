@@ -56,7 +56,7 @@ _SOURCES = ("lif.c", "lif_kernel.h")
 _FLAGS = [
     "-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-pthread",
 ]  # fmt: skip
-_ABI = 4
+_ABI = 5
 # the family kernel's parameters and states, in the order of lif.c's P_* and S_* indices
 PARAMETERS = ("beta", "v_th", "jump", "alpha", "g_cur", "g_in", "rho", "one_minus_rho", "adapt")
 STATES = ("v", "i", "a")
@@ -169,21 +169,21 @@ def _build(family: bool = False) -> ctypes.CDLL:
     ptr, dbl, i32, i64 = ctypes.c_void_p, ctypes.c_double, ctypes.c_int, ctypes.c_int64
     for suffix in _SUFFIX.values():
         fn = getattr(lib, f"lif_forward_{suffix}")
-        fn.argtypes = [*[ptr] * 9, dbl, dbl, i32, i64, i64, i64, i32, i64]
+        fn.argtypes = [*[ptr] * 9, i64, dbl, dbl, i32, i64, i64, i64, i32, i64]
         fn.restype = None
         fn = getattr(lib, f"lif_backward_{suffix}")
         grad = [ptr, i64, ptr]  # an incoming gradient: data, step, offsets (see lif_kernel.h)
-        fn.argtypes = [*[ptr] * 3, *grad, *grad, *[ptr] * 8, dbl, dbl, *[i32] * 3, dbl, dbl]
+        fn.argtypes = [*[ptr] * 3, *grad, *grad, *[ptr] * 8, i64, dbl, dbl, *[i32] * 3, dbl, dbl]
         fn.argtypes += [i64, i64, i64, i32, i64]
         fn.restype = ctypes.c_int
         if not family:
             continue
         # the family's: arrays of pointers (states, parameters) are passed by address
         fn = getattr(lib, f"family_forward_{suffix}")
-        fn.argtypes = [*[ptr] * 7, dbl, dbl, i32, i64, i64, i64, i32, i64]
+        fn.argtypes = [*[ptr] * 7, i64, dbl, dbl, i32, i64, i64, i64, i32, i64]
         fn.restype = ctypes.c_int
         fn = getattr(lib, f"family_backward_{suffix}")
-        fn.argtypes = [*[ptr] * 3, *grad, *grad, *[ptr] * 5, dbl, dbl, *[i32] * 3, dbl, dbl]
+        fn.argtypes = [*[ptr] * 3, *grad, *grad, *[ptr] * 5, i64, dbl, dbl, *[i32] * 3, dbl, dbl]
         fn.argtypes += [i64, i64, i64, i32, i64]
         fn.restype = ctypes.c_int
     lib.snn_lif_use_openmp.argtypes = [ptr, ptr, ptr]
@@ -311,8 +311,25 @@ def _split(n: int) -> tuple[int, int]:
     return max(1, -(-n // step)) if n else 0, step
 
 
-def _per_neuron(p: Tensor, like: Tensor) -> Tensor:
-    return p.to(like.dtype).expand(like.shape).contiguous()
+def _parameters(
+    params: tuple[Tensor | None, ...], shape: torch.Size, dtype: torch.dtype
+) -> tuple[list[Tensor | None], int]:
+    """The parameters as the kernel reads them (see ``csrc/lif_kernel.h``): one of a single
+    value as it is (the kernel repeats it), any other expanded to the neurons' ``shape``, with
+    its bit set in the returned mask."""
+    values, per_neuron = [], 0
+    for k, p in enumerate(params):
+        if p is None or p.numel() == 1:
+            values.append(p if p is None or p.dtype == dtype else p.to(dtype))
+        else:
+            values.append(p.to(dtype).expand(shape).contiguous())
+            per_neuron |= 1 << k
+    return values, per_neuron
+
+
+# the arguments _call passes as they are (None: a NULL pointer); any other is a tensor or one of
+# the two wrappers below
+_PLAIN = (int, float, type(None))
 
 
 def _call(name: str, dtype: torch.dtype, n: int, *args) -> None:
@@ -323,17 +340,17 @@ def _call(name: str, dtype: torch.dtype, n: int, *args) -> None:
     fn = getattr(lib, f"{name}_{_SUFFIX[dtype]}")
     c_args = []
     for a in args:
-        if isinstance(a, _Gradient):
+        kind = type(a)
+        if kind in _PLAIN:
+            c_args.append(a)
+        elif kind is _Gradient:
             c_args += [a.data, a.step, a.offsets]
-            continue
-        if isinstance(a, _Pointers):
+        elif kind is _Pointers:
             a.check(dtype)
             c_args.append(a.address)
-            continue
-        if isinstance(a, Tensor):
+        else:
             _check(a, dtype, contiguous=True)
-            a = a.data_ptr()
-        c_args.append(a)
+            c_args.append(a.data_ptr())
     if n == 0:
         return
     status = fn(*c_args, *_split(n))
@@ -354,7 +371,7 @@ def _check(a: Tensor, dtype: torch.dtype, contiguous: bool) -> None:
 
 def forward(
     current: Tensor,
-    v0: Tensor,
+    v0: Tensor | None,
     beta: Tensor,
     v_th: Tensor,
     jump: Tensor,
@@ -366,21 +383,23 @@ def forward(
     starts: Tensor,
     chunk: int,
 ) -> Tensor:
-    """Run the forward time loop into ``spikes``, ``membrane`` (or ``None``) and ``starts`` (the
-    potential at the start of chunks 1, 2, ...); return the last potential."""
-    v0, (beta, v_th, jump), n, steps = _prepare(current, v0, (beta, v_th, jump), starts, chunk)
+    """Run the forward time loop from ``v0`` (``None``: rest, ``v_rest``) into ``spikes``,
+    ``membrane`` (or ``None``) and ``starts`` (the potential at the start of chunks 1, 2, ...);
+    return the last potential."""
+    v0, (beta, v_th, jump), per_neuron, n, steps = _prepare(current, v0, (beta, v_th, jump),
+                                                            starts, chunk)  # fmt: skip
     _expect_size(steps * n, spikes=spikes, membrane=membrane)
-    v_last = torch.empty_like(v0)
+    v_last = current.new_empty(current.shape[1:])
     _call(
         "lif_forward", current.dtype, n, current, v0, spikes, membrane, starts, v_last, beta,
-        v_th, jump, float(v_rest), float(v_reset), _RESETS[reset], steps, n, chunk,
+        v_th, jump, per_neuron, float(v_rest), float(v_reset), _RESETS[reset], steps, n, chunk,
     )  # fmt: skip
     return v_last
 
 
 def backward(
     current: Tensor,
-    v0: Tensor,
+    v0: Tensor | None,
     starts: Tensor,
     grad_spikes: Tensor | None,
     grad_membrane: Tensor | None,
@@ -396,10 +415,12 @@ def backward(
     chunk: int,
     need_beta: bool,
     need_v_th: bool,
-) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-    """Reverse the time loop: ``(dL/dI [T, ...], dL/dv0, dL/dbeta, dL/dv_th)``, the last two per
-    neuron (state-shaped, summed over time) or ``None`` when not needed."""
-    v0, (beta, v_th, jump), n, steps = _prepare(current, v0, (beta, v_th, jump), starts, chunk)
+    need_v0: bool = True,
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    """Reverse the time loop: ``(dL/dI [T, ...], dL/dv0, dL/dbeta, dL/dv_th)``, the last three
+    ``None`` when not needed, the last two per neuron (state-shaped, summed over time)."""
+    v0, (beta, v_th, jump), per_neuron, n, steps = _prepare(current, v0, (beta, v_th, jump),
+                                                            starts, chunk)  # fmt: skip
     grad_spikes, grad_membrane = (
         _Gradient.of(g, current, name)
         for g, name in ((grad_spikes, "grad_spikes"), (grad_membrane, "grad_membrane"))
@@ -407,13 +428,14 @@ def backward(
     grad_v_last = None if grad_v_last is None else grad_v_last.contiguous()
     _expect_size(n, grad_v_last=grad_v_last)
     grad_current = torch.empty_like(current)
-    grad_v0 = torch.empty_like(v0)
-    grad_beta = torch.empty_like(v0) if need_beta else None
-    grad_v_th = torch.empty_like(v0) if need_v_th else None
+    shape = current.shape[1:]
+    grad_v0, grad_beta, grad_v_th = (
+        current.new_empty(shape) if need else None for need in (need_v0, need_beta, need_v_th)
+    )
     code, c1, c2 = _surrogate_code(surrogate)
     _call(
         "lif_backward", current.dtype, n, current, v0, starts, grad_spikes, grad_membrane,
-        grad_v_last, grad_current, grad_v0, grad_beta, grad_v_th, beta, v_th, jump,
+        grad_v_last, grad_current, grad_v0, grad_beta, grad_v_th, beta, v_th, jump, per_neuron,
         float(v_rest), float(v_reset), _RESETS[reset], int(detach_reset), code, float(c1),
         float(c2), steps, n, chunk,
     )  # fmt: skip
@@ -421,15 +443,19 @@ def backward(
 
 
 def _prepare(
-    current: Tensor, v0: Tensor, params: tuple[Tensor, ...], starts: Tensor, chunk: int
-) -> tuple[Tensor, tuple[Tensor, ...], int, int]:
-    """What forward and backward share: a contiguous ``v0``, the per-neuron parameters expanded
-    to its shape, the neuron and step counts, and the size checks on the input and ``starts``."""
-    v0 = v0.contiguous()
-    n, steps = v0.numel(), current.shape[0]
-    _expect_size(steps * n, current=current)
+    current: Tensor, v0: Tensor | None, params: tuple[Tensor, ...], starts: Tensor, chunk: int
+) -> tuple[Tensor | None, list[Tensor | None], int, int, int]:
+    """What forward and backward share: a contiguous ``v0`` (or ``None``), the parameters and
+    their mask (:func:`_parameters`), the neuron and step counts, and the size checks on the
+    input, ``v0`` and ``starts``."""
+    steps = current.shape[0]
+    n = current.numel() // steps if steps else 0
+    if v0 is not None:
+        v0 = v0.contiguous()
+        _expect_size(n, v0=v0)
     _expect_size((-(-steps // chunk) - 1) * n, starts=starts)
-    return v0, tuple(_per_neuron(p, v0) for p in params), n, steps
+    values, per_neuron = _parameters(params, current.shape[1:], current.dtype)
+    return v0, values, per_neuron, n, steps
 
 
 def _expect_size(numel: int, **tensors: Tensor | None) -> None:
@@ -470,7 +496,7 @@ class _Gradient:
         if grad.stride(0) == 0 or grad.shape[0] == 1:
             one = grad[0].contiguous()
             return cls([one], one.data_ptr(), 0, None)
-        if grad[0].is_contiguous():
+        if _steps_are_contiguous(grad):
             return cls([grad], grad.data_ptr(), grad.stride(0), None)
         offsets = torch.zeros(grad.shape[1:], dtype=torch.int64)
         for dim, (size, stride) in enumerate(zip(grad.shape[1:], grad.stride()[1:], strict=True)):
@@ -480,22 +506,35 @@ class _Gradient:
         return cls([grad, offsets], grad.data_ptr(), grad.stride(0), offsets.data_ptr())
 
 
+def _steps_are_contiguous(t: Tensor) -> bool:
+    """Whether each step ``t[i]`` is laid out contiguously (``t[0].is_contiguous()``, without
+    the indexing op)."""
+    expected = 1
+    for size, stride in zip(reversed(t.shape[1:]), reversed(t.stride()[1:]), strict=True):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
+    return True
+
+
 class _Pointers:
     """An array of pointers to contiguous tensors (``None``: NULL), for the family kernel's
     state and parameter arguments; it keeps the tensors alive as long as it lives."""
 
-    def __init__(self, tensors: list[Tensor | None], numel: int, name: str) -> None:
-        self.tensors, self.numel, self.name = tensors, numel, name
+    def __init__(self, tensors: list[Tensor | None], numel: int | list[int], name: str) -> None:
+        # numel: every tensor's size, or one per tensor
+        self.tensors, self.name = tensors, name
+        self.numels = numel if isinstance(numel, list) else [numel] * len(tensors)
         self.array = (ctypes.c_void_p * len(tensors))(
             *[None if t is None else t.data_ptr() for t in tensors]
         )
         self.address = ctypes.addressof(self.array)
 
     def check(self, dtype: torch.dtype) -> None:
-        for t in self.tensors:
+        for t, numel in zip(self.tensors, self.numels, strict=True):
             if t is not None:
                 _check(t, dtype, contiguous=True)
-                _expect_size(self.numel, **{self.name: t})
+                _expect_size(numel, **{self.name: t})
 
 
 def family_forward(
@@ -512,7 +551,8 @@ def family_forward(
 ) -> tuple[Tensor | None, ...]:
     """The family neuron's forward time loop (see :mod:`snn.kernels.family`): ``state0`` is
     ``(v0, i0, a0)`` with ``None`` for a state the neuron lacks, ``params`` maps
-    :data:`PARAMETERS` names to per-neuron tensors of ``v0``'s shape (absent: the part is off),
+    :data:`PARAMETERS` names to tensors of one value or one per neuron, broadcastable to ``v0``
+    (absent: the part is off),
     ``starts`` the states at the start of chunks 1, 2, ... Writes ``spikes``, ``membrane`` (or
     ``None``) and ``starts``; returns the last states, ``None`` where a state is off."""
     v0 = state0[0]
@@ -523,8 +563,8 @@ def family_forward(
     _call(
         "family_forward", x.dtype, n, x, _Pointers(list(state0), n, "state0"), spikes, membrane,
         _Pointers(list(starts), starts_numel, "starts"), _Pointers(list(last), n, "last"),
-        _Pointers([params.get(k) for k in PARAMETERS], n, "params"), float(v_rest),
-        float(v_reset), _RESETS[reset], steps, n, chunk,
+        *_family_parameters(params, v0), float(v_rest), float(v_reset), _RESETS[reset], steps,
+        n, chunk,
     )  # fmt: skip
     return last
 
@@ -565,8 +605,15 @@ def family_backward(
         _Pointers(list(starts), starts_numel, "starts"), grad_spikes, grad_membrane,
         _Pointers(grad_last, n, "grad_last"), grad_x, _Pointers(list(grad_state0), n, "grads"),
         _Pointers([grads.get(k) for k in PARAMETERS], n, "grads"),
-        _Pointers([params.get(k) for k in PARAMETERS], n, "params"), float(v_rest),
-        float(v_reset), _RESETS[reset], int(detach_reset), code, float(c1), float(c2), steps, n,
-        chunk,
+        *_family_parameters(params, v0), float(v_rest), float(v_reset), _RESETS[reset],
+        int(detach_reset), code, float(c1), float(c2), steps, n, chunk,
     )  # fmt: skip
     return grad_x, grad_state0, grads
+
+
+def _family_parameters(params: dict[str, Tensor], v0: Tensor) -> tuple[_Pointers, int]:
+    """The family kernel's parameter arguments: the array of them, and the mask."""
+    n = v0.numel()
+    values, per_neuron = _parameters(tuple(params.get(k) for k in PARAMETERS), v0.shape, v0.dtype)
+    sizes = [n if per_neuron >> k & 1 else 1 for k in range(len(values))]
+    return _Pointers(values, sizes, "params"), per_neuron

@@ -26,8 +26,12 @@
    Built with -ffp-contract=off: each operation rounds as the reference steps' PyTorch operations
    do (no fused multiply-add), so spikes and states equal the reference loop's bit for bit.
 
-   Arrays are row-major [steps, n], except the incoming gradients (see grad_row). The parameters
-   (param[P_*], see lif.c) are [n]: the caller expands scalars. jump (= v_th - v_reset) serves
+   Arrays are row-major [steps, n], except the incoming gradients (see grad_row). A parameter
+   (param[P_*], see lif.c) is [n] where bit P_* of `per_neuron` is set, else a single value: the
+   entry point repeats it into a row of TILE (struct rows), which every tile reads and which
+   stays in L1, instead of an [n] expansion that would double the traffic of the states. A NULL
+   initial potential (state0[S_V]) is the resting one, v_rest, and a NULL grad_state0[S_V] is
+   not asked for. jump (= v_th - v_reset) serves
    the neurons without a threshold state; one_minus_rho is 1 - rho as the reference computes it.
    Optional arrays are NULL when absent. */
 
@@ -57,9 +61,19 @@ static inline REAL NAME(surrogate)(int kind, REAL c1, REAL c2, REAL u) {
 }
 
 /* Ask for a tile's row of a [steps, n] array ahead of use: rows are n elements apart, and each
-   is one short run, which the hardware prefetchers do not see coming. */
+   is one short run, which the hardware prefetchers do not see coming. A row about to be written
+   is asked for with intent to write: without it every store that misses the cache waits for
+   its line (measured: a third of the LIF's forward time at [25, 128, 1000]). */
 static inline void NAME(prefetch)(const REAL *row, int64_t m) {
     for (int64_t i = 0; i < m; i += 64 / sizeof(REAL)) __builtin_prefetch(row + i);
+}
+static inline void NAME(prefetch_write)(REAL *row, int64_t m) {
+    for (int64_t i = 0; i < m; i += 64 / sizeof(REAL)) __builtin_prefetch(row + i, 1);
+}
+
+/* The neurons of the tile after the one at a, in a range ending at i1 (0: none). */
+static inline int64_t NAME(next_tile)(int64_t a, int64_t i1) {
+    return (i1 - a - TILE < TILE) ? (i1 - a - TILE > 0 ? i1 - a - TILE : 0) : TILE;
 }
 
 static inline REAL NAME(pre_spike)(REAL v, REAL beta, REAL x, REAL v_rest, int has_rest) {
@@ -74,13 +88,39 @@ static inline REAL NAME(after_reset)(int reset, REAL h, REAL s, REAL jump, REAL 
     return h;
 }
 
+/* The single-valued parameters repeated into rows; param[] then points at them. */
+struct NAME(rows) {
+    REAL row[P_COUNT][TILE];
+    const REAL *param[P_COUNT];
+};
+
+static inline void NAME(fill_rows)(struct NAME(rows) *r, const REAL *const *param,
+                                   int64_t per_neuron) {
+    for (int k = 0; k < P_COUNT; k++) {
+        r->param[k] = param[k];
+        if (!param[k] || (per_neuron >> k) & 1) continue;
+        for (int i = 0; i < TILE; i++) r->row[k][i] = param[k][0];
+        r->param[k] = r->row[k];
+    }
+}
+
+/* A tile's starting potentials: from v0, or v_rest where there is none. */
+static inline void NAME(start_at)(REAL *v, const REAL *v0, int64_t a, int64_t m, REAL v_rest) {
+    if (v0) {
+        memcpy(v, v0 + a, m * sizeof(REAL));
+    } else {
+        for (int64_t i = 0; i < m; i++) v[i] = v_rest;
+    }
+}
+
 /* A tile's parameters: each points at the tile's first neuron, NULL where absent. */
 struct NAME(tile) {
     const REAL *beta, *v_th, *jump, *alpha, *g_cur, *g_in, *rho, *one_minus_rho, *adapt;
 };
 
-static inline struct NAME(tile) NAME(tile_at)(const REAL *const *param, int64_t a) {
-#define AT(k) (param[k] ? param[k] + a : NULL)
+static inline struct NAME(tile) NAME(tile_at)(const REAL *const *param, int64_t per_neuron,
+                                              int64_t a) {
+#define AT(k) (param[k] ? param[k] + ((per_neuron >> (k)) & 1 ? a : 0) : NULL)
     const struct NAME(tile) q = {
         AT(P_BETA), AT(P_V_TH), AT(P_JUMP), AT(P_ALPHA), AT(P_G_CUR), AT(P_G_IN),
         AT(P_RHO), AT(P_ONE_MINUS_RHO), AT(P_ADAPT),
@@ -130,6 +170,7 @@ struct NAME(forward_args) {
     REAL *spikes, *membrane;
     REAL *starts[S_COUNT], *last[S_COUNT];
     const REAL *param[P_COUNT];
+    int64_t per_neuron;
     REAL v_rest, v_reset;
     int reset;
     int64_t steps, n, chunk;
@@ -145,10 +186,10 @@ static inline __attribute__((always_inline)) int NAME(cell_forward)(
     const int reset = p->reset, has_rest = v_rest != 0;
     REAL v[TILE], cur[TILE], ad[TILE];
     for (int64_t a = i0; a < i1; a += TILE) {
-        const int64_t m = (i1 - a < TILE) ? i1 - a : TILE;
+        const int64_t m = (i1 - a < TILE) ? i1 - a : TILE, next = NAME(next_tile)(a, i1);
         const size_t row = m * sizeof(REAL);
-        const struct NAME(tile) q = NAME(tile_at)(p->param, a);
-        memcpy(v, p->state0[S_V] + a, row);
+        const struct NAME(tile) q = NAME(tile_at)(p->param, p->per_neuron, a);
+        NAME(start_at)(v, p->state0[S_V], a, m, v_rest);
         if (current) memcpy(cur, p->state0[S_I] + a, row);
         if (adaptive) memcpy(ad, p->state0[S_A] + a, row);
         for (int64_t t = 0; t < steps; t++) {
@@ -159,7 +200,14 @@ static inline __attribute__((always_inline)) int NAME(cell_forward)(
             }
             const REAL *xt = x + t * n + a;
             REAL *st = spikes + t * n + a;
-            if (t + AHEAD < steps) NAME(prefetch)(xt + AHEAD * n, m);
+            if (t + AHEAD < steps) {
+                NAME(prefetch)(xt + AHEAD * n, m);
+                NAME(prefetch_write)(st + AHEAD * n, m);
+            } else if (next && t + AHEAD - steps < steps) { /* the next tile's first rows */
+                const int64_t r = (t + AHEAD - steps) * n + a + TILE;
+                NAME(prefetch)(x + r, next);
+                NAME(prefetch_write)(spikes + r, next);
+            }
 #define FORWARD_ROW(RESET)                                                                     \
     for (int64_t i = 0; i < m; i++) {                                                          \
         REAL h;                                                                                \
@@ -269,6 +317,7 @@ struct NAME(backward_args) {
     REAL *grad_x;
     REAL *grad_state0[S_COUNT], *grad_param[P_COUNT];
     const REAL *param[P_COUNT];
+    int64_t per_neuron;
     REAL v_rest, v_reset, c1, c2;
     int reset, detach_reset, surrogate;
     int64_t steps, n, chunk;
@@ -315,9 +364,9 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
     const int64_t gs_ahead = grad_spikes->offsets ? 0 : AHEAD * grad_spikes->step;
     const int64_t gm_ahead = grad_membrane->offsets ? 0 : AHEAD * grad_membrane->step;
     for (int64_t a = i0; a < i1; a += TILE) {
-        const int64_t m = (i1 - a < TILE) ? i1 - a : TILE;
+        const int64_t m = (i1 - a < TILE) ? i1 - a : TILE, next = NAME(next_tile)(a, i1);
         const size_t row = m * sizeof(REAL);
-        const struct NAME(tile) q = NAME(tile_at)(p->param, a);
+        const struct NAME(tile) q = NAME(tile_at)(p->param, p->per_neuron, a);
         const REAL *b = q.beta, *th = q.v_th, *jp = q.jump;
         for (int64_t i = 0; i < m; i++) {
             delta[i] = p->grad_last[S_V] ? p->grad_last[S_V][a + i] : 0;
@@ -338,7 +387,10 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
             for (int64_t i = 0; i < m; i++) acc_g_in[i] = 0;
         for (int64_t c = chunks - 1; c >= 0; c--) {
             const int64_t t0 = c * chunk, t1 = (t0 + chunk < steps) ? t0 + chunk : steps;
-            memcpy(v, c == 0 ? v0 + a : starts + (c - 1) * n + a, row);
+            if (c == 0)
+                NAME(start_at)(v, v0, a, m, v_rest);
+            else
+                memcpy(v, starts + (c - 1) * n + a, row);
             if (current)
                 memcpy(cur_at, c == 0 ? p->state0[S_I] + a : p->starts[S_I] + (c - 1) * n + a,
                        row);
@@ -352,7 +404,14 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
                 REAL *ak = adaptive ? ad_at + k * TILE : NULL;
                 if (before) memcpy(before + k * TILE, v, row);
                 const REAL *xt = x + t * n + a;
-                if (t + AHEAD < t1) NAME(prefetch)(xt + AHEAD * n, m);
+                if (t + AHEAD < t1) {
+                    NAME(prefetch)(xt + AHEAD * n, m);
+                } else if (2 * t1 - 1 - t - AHEAD >= t0) { /* the reverse loop's first rows */
+                    const int64_t r = 2 * t1 - 1 - t - AHEAD;
+                    if (grad_spikes->data && !grad_spikes->offsets)
+                        NAME(prefetch)(grad_spikes->data + r * grad_spikes->step + a, m);
+                    NAME(prefetch_write)(p->grad_x + r * n + a, m);
+                }
 #define RECOMPUTE_ROW(RESET)                                                                   \
     for (int64_t i = 0; i < m; i++) {                                                          \
         REAL cur = current ? ck[i] : 0, ad = adaptive ? ak[i] : 0;                             \
@@ -374,9 +433,14 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
                 if (t >= AHEAD) { /* rows a few steps back, which the hardware does not foresee */
                     if (gs_ahead) NAME(prefetch)(gs - gs_ahead, m);
                     if (gm_ahead) NAME(prefetch)(gm - gm_ahead, m);
+                    NAME(prefetch_write)(gx - AHEAD * n, m);
                 }
                 if (k < AHEAD && t0 > 0) /* the start of the previous chunk's recompute */
                     NAME(prefetch)(x + (t0 - chunk + k) * n + a, m);
+                /* the next tile's, which starts with the last chunk */
+                const int64_t first = (chunks - 1) * chunk + AHEAD - 1 - k;
+                if (k < AHEAD && t0 == 0 && next && first < steps)
+                    NAME(prefetch)(x + first * n + a + TILE, next);
 #define CELL current, adaptive, grads
 #define REVERSE_ARGS                                                                           \
     c1, c2, ht, th, jp, b, gs, gm, v_reset, delta, gx, dth, q.alpha, q.g_cur, q.g_in, q.rho,   \
@@ -414,7 +478,7 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
             }
         }
         for (int64_t i = 0; i < m; i++) {
-            p->grad_state0[S_V][a + i] = delta[i];
+            if (p->grad_state0[S_V]) p->grad_state0[S_V][a + i] = delta[i];
             if (grad_beta) grad_beta[a + i] = (REAL)acc_beta[i];
             if (grad_v_th) grad_v_th[a + i] = (REAL)acc_v_th[i];
         }
@@ -477,13 +541,16 @@ static int NAME(backward_alif_fixed)(const void *args, int64_t i0, int64_t i1) {
 /* Run the LIF's forward time loop over neurons [0, n), in `parts` ranges of `step` neurons. */
 void NAME(lif_forward)(const REAL *x, const REAL *v0, REAL *spikes, REAL *membrane, REAL *starts,
                        REAL *v_last, const REAL *beta, const REAL *v_th, const REAL *jump,
-                       double v_rest, double v_reset, int reset, int64_t steps, int64_t n,
-                       int64_t chunk, int parts, int64_t step) {
-    const struct NAME(forward_args) args = {
+                       int64_t per_neuron, double v_rest, double v_reset, int reset,
+                       int64_t steps, int64_t n, int64_t chunk, int parts, int64_t step) {
+    const REAL *param[P_COUNT] = {beta, v_th, jump, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct NAME(rows) rows;
+    NAME(fill_rows)(&rows, param, per_neuron);
+    struct NAME(forward_args) args = {
         x, {v0, NULL, NULL}, spikes, membrane, {starts, NULL, NULL}, {v_last, NULL, NULL},
-        {beta, v_th, jump, NULL, NULL, NULL, NULL, NULL, NULL}, (REAL)v_rest, (REAL)v_reset,
-        reset, steps, n, chunk,
+        {NULL}, per_neuron, (REAL)v_rest, (REAL)v_reset, reset, steps, n, chunk,
     };
+    memcpy(args.param, rows.param, sizeof rows.param);
     struct job job = {NAME(forward_lif), &args, n, step, parts, 0};
     run(&job);
 }
@@ -496,17 +563,21 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
                        int64_t gs_step, const int64_t *gs_offsets, const REAL *gm_data,
                        int64_t gm_step, const int64_t *gm_offsets, const REAL *grad_v_last,
                        REAL *grad_x, REAL *grad_v0, REAL *grad_beta, REAL *grad_v_th,
-                       const REAL *beta, const REAL *v_th, const REAL *jump, double v_rest,
-                       double v_reset, int reset, int detach_reset, int surrogate, double c1,
-                       double c2, int64_t steps, int64_t n, int64_t chunk, int parts,
+                       const REAL *beta, const REAL *v_th, const REAL *jump, int64_t per_neuron,
+                       double v_rest, double v_reset, int reset, int detach_reset, int surrogate,
+                       double c1, double c2, int64_t steps, int64_t n, int64_t chunk, int parts,
                        int64_t step) {
-    const struct NAME(backward_args) args = {
+    const REAL *param[P_COUNT] = {beta, v_th, jump, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct NAME(rows) rows;
+    NAME(fill_rows)(&rows, param, per_neuron);
+    struct NAME(backward_args) args = {
         x, {v0, NULL, NULL}, {starts, NULL, NULL}, {gs_data, gs_step, gs_offsets},
         {gm_data, gm_step, gm_offsets}, {grad_v_last, NULL, NULL}, grad_x,
         {grad_v0, NULL, NULL}, {grad_beta, grad_v_th, NULL, NULL, NULL, NULL, NULL, NULL, NULL},
-        {beta, v_th, jump, NULL, NULL, NULL, NULL, NULL, NULL}, (REAL)v_rest, (REAL)v_reset,
-        (REAL)c1, (REAL)c2, reset, detach_reset, surrogate, steps, n, chunk,
+        {NULL}, per_neuron, (REAL)v_rest, (REAL)v_reset, (REAL)c1, (REAL)c2, reset,
+        detach_reset, surrogate, steps, n, chunk,
     };
+    memcpy(args.param, rows.param, sizeof rows.param);
     struct job job = {NAME(backward_lif), &args, n, step, parts, 0};
     return run(&job);
 }
@@ -524,18 +595,21 @@ static int NAME(variant)(const void *const *state0) {
 
 int NAME(family_forward)(const REAL *x, const REAL *const *state0, REAL *spikes,
                          REAL *membrane, REAL *const *starts, REAL *const *last,
-                         const REAL *const *param, double v_rest, double v_reset, int reset,
-                         int64_t steps, int64_t n, int64_t chunk, int parts, int64_t step) {
+                         const REAL *const *param, int64_t per_neuron, double v_rest,
+                         double v_reset, int reset, int64_t steps, int64_t n, int64_t chunk,
+                         int parts, int64_t step) {
     struct NAME(forward_args) args = {
-        x, {NULL}, spikes, membrane, {NULL}, {NULL}, {NULL}, (REAL)v_rest, (REAL)v_reset,
-        reset, steps, n, chunk,
+        x, {NULL}, spikes, membrane, {NULL}, {NULL}, {NULL}, per_neuron, (REAL)v_rest,
+        (REAL)v_reset, reset, steps, n, chunk,
     };
     for (int k = 0; k < S_COUNT; k++) {
         args.state0[k] = state0[k];
         args.starts[k] = starts[k];
         args.last[k] = last[k];
     }
-    for (int k = 0; k < P_COUNT; k++) args.param[k] = param[k];
+    struct NAME(rows) rows;
+    NAME(fill_rows)(&rows, param, per_neuron);
+    memcpy(args.param, rows.param, sizeof rows.param);
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
         NAME(forward_lif), NAME(forward_cuba), NAME(forward_alif)};
     const int variant = NAME(variant)((const void *const *)state0);
@@ -551,14 +625,14 @@ int NAME(family_backward)(const REAL *x, const REAL *const *state0, const REAL *
                           const REAL *gs_data, int64_t gs_step, const int64_t *gs_offsets,
                           const REAL *gm_data, int64_t gm_step, const int64_t *gm_offsets,
                           const REAL *const *grad_last, REAL *grad_x, REAL *const *grad_state0,
-                          REAL *const *grad_param, const REAL *const *param, double v_rest,
-                          double v_reset, int reset, int detach_reset, int surrogate, double c1,
-                          double c2, int64_t steps, int64_t n, int64_t chunk, int parts,
-                          int64_t step) {
+                          REAL *const *grad_param, const REAL *const *param,
+                          int64_t per_neuron, double v_rest, double v_reset, int reset,
+                          int detach_reset, int surrogate, double c1, double c2, int64_t steps,
+                          int64_t n, int64_t chunk, int parts, int64_t step) {
     struct NAME(backward_args) args = {
         x, {NULL}, {NULL}, {gs_data, gs_step, gs_offsets}, {gm_data, gm_step, gm_offsets},
-        {NULL}, grad_x, {NULL}, {NULL}, {NULL}, (REAL)v_rest, (REAL)v_reset, (REAL)c1,
-        (REAL)c2, reset, detach_reset, surrogate, steps, n, chunk,
+        {NULL}, grad_x, {NULL}, {NULL}, {NULL}, per_neuron, (REAL)v_rest, (REAL)v_reset,
+        (REAL)c1, (REAL)c2, reset, detach_reset, surrogate, steps, n, chunk,
     };
     for (int k = 0; k < S_COUNT; k++) {
         args.state0[k] = state0[k];
@@ -566,10 +640,10 @@ int NAME(family_backward)(const REAL *x, const REAL *const *state0, const REAL *
         args.grad_last[k] = grad_last[k];
         args.grad_state0[k] = grad_state0[k];
     }
-    for (int k = 0; k < P_COUNT; k++) {
-        args.grad_param[k] = grad_param[k];
-        args.param[k] = param[k];
-    }
+    for (int k = 0; k < P_COUNT; k++) args.grad_param[k] = grad_param[k];
+    struct NAME(rows) rows;
+    NAME(fill_rows)(&rows, param, per_neuron);
+    memcpy(args.param, rows.param, sizeof rows.param);
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
         NAME(backward_lif), NAME(backward_cuba), NAME(backward_alif)};
     static int (*const fixed[])(const void *, int64_t, int64_t) = {
