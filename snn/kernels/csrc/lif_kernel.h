@@ -31,9 +31,9 @@
    entry point repeats it into a row of TILE (struct rows), which every tile reads and which
    stays in L1, instead of an [n] expansion that would double the traffic of the states. A NULL
    initial potential (state0[S_V]) is the resting one, v_rest, and a NULL grad_state0[S_V] is
-   not asked for. jump (= v_th - v_reset) serves
-   the neurons without a threshold state; one_minus_rho is 1 - rho as the reference computes it.
-   Optional arrays are NULL when absent. */
+   not asked for. jump (= v_th - v_reset) serves the neurons without a threshold state;
+   one_minus_rho is 1 - rho as the reference computes it. Optional arrays are NULL when
+   absent. */
 
 static inline REAL NAME(surrogate)(int kind, REAL c1, REAL c2, REAL u) {
     switch (kind) {
