@@ -179,6 +179,38 @@ def test_native_kernel_equals_reference(reset, detach, physical, chunk):
     _assert_same(got, _grads(x, v0, p, weights, _reference))
 
 
+@needs_cc
+@pytest.mark.parametrize("single", ["beta", "v_th"])
+def test_native_mixes_single_valued_and_per_neuron_parameters(single):
+    """One parameter a single (learnable) value, which the kernel repeats into a row of its own,
+    the other per neuron: 2,100 neurons (8 tiles and a partial one), from rest and from a state."""
+    g = torch.Generator().manual_seed(3)
+    T, B, N = 30, 3, 700
+
+    def rand(*shape, lo=0.0, hi=1.0):
+        return lo + (hi - lo) * torch.rand(shape, generator=g, dtype=torch.float64)
+
+    one = {"beta": 0.8, "v_th": 1.1}
+    params = {"beta": rand(N, lo=0.5, hi=0.95), "v_th": rand(N, lo=0.6, hi=1.4)}
+    params[single] = torch.tensor(one[single], dtype=torch.float64)
+    params = {k: v.requires_grad_() for k, v in params.items()}
+    p = LIFParameters(**params, v_reset=-0.2)
+    x = rand(T, B, N, lo=-0.3, hi=0.9).requires_grad_()
+    weights = [rand(T, B, N, lo=-1, hi=1), rand(B, N, lo=-1, hi=1), rand(T, B, N, lo=-1, hi=1)]
+    for v0 in (None, rand(B, N, lo=-0.5, hi=1.0)):
+        runs = [
+            lif_sequence(x, v0, p, record_membrane=True, backend=backend)
+            for backend in ("native", "reference")
+        ]
+        assert 0.05 < runs[1].spikes.mean() < 0.8
+        inputs = [x, p.beta, p.v_th]
+        grads = [torch.autograd.grad(_loss(out, weights), inputs) for out in runs]
+        assert torch.equal(runs[0].spikes, runs[1].spikes)
+        torch.testing.assert_close(runs[0].membrane, runs[1].membrane, rtol=0, atol=1e-12)
+        for got, want in zip(*grads, strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+
+
 def test_native_backend_says_why_it_cannot_run(monkeypatch):
     from dataclasses import dataclass
 
