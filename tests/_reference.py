@@ -116,16 +116,19 @@ def equation_loop(x, v0, beta, v_th, v_rest, v_reset, reset, detach, name):
         h = v_rest + beta * (v - v_rest) + x[t]
         h_max = max(h_max, float(h.detach().abs().max()))
         s = Step.apply(h - v_th, name)
-        r = s.detach() if detach else s
-        if reset == "subtract":
-            v = h - r * (v_th - v_reset)
-        elif reset == "zero":
-            v = h - r * (h - v_reset)
-        else:
-            v = h
+        v = _after_reset(h, s.detach() if detach else s, v_th, reset, v_reset)
         spikes.append(s)
         trace.append(v)
     return torch.stack(spikes), torch.stack(trace), v, h_max
+
+
+def _after_reset(h, r, theta, reset, v_reset):
+    """The potential after a step's reset: ``r`` is the spike (detached or not)."""
+    if reset == "subtract":
+        return h - r * (theta - v_reset)
+    if reset == "zero":
+        return h - r * (h - v_reset)
+    return h
 
 
 def family_step(kind, u, state, p, reset, detach, surrogate, v_rest, v_reset):
@@ -144,13 +147,7 @@ def family_step(kind, u, state, p, reset, detach, surrogate, v_rest, v_reset):
         drive, theta = p["gain"] * u, p["v_th"]
     h = v_rest + p["beta"] * (v - v_rest) + drive
     s = Step.apply(h - theta, surrogate)
-    r = s.detach() if detach else s
-    if reset == "subtract":
-        v = h - r * (theta - v_reset)
-    elif reset == "zero":
-        v = h - r * (h - v_reset)
-    else:
-        v = h
+    v = _after_reset(h, s.detach() if detach else s, theta, reset, v_reset)
     if kind == "alif":
         return s, (v, p["rho"] * a + (1 - p["rho"]) * s)
     return s, ((i, v) if kind == "cuba" else (v,))
