@@ -352,15 +352,15 @@ def lif_sequence(
         )
     if x.shape[0] == 0:
         raise ValueError("the input has T = 0 time steps; pass at least one step along dim 0")
-    if state is None:
-        pass  # from rest: made below where the executor needs a tensor
-    elif state.shape != x.shape[1:]:
+    # state=None (rest) goes on as None: the native kernel starts from rest itself, and the fused
+    # node makes the resting state where its executor needs one
+    if state is not None and state.shape != x.shape[1:]:
         raise ValueError(
             f"state shape {tuple(state.shape)} does not match one step of the input "
             f"{tuple(x.shape[1:])}; pass state=None to start from rest (snn never re-zeroes it "
             "silently)"
         )
-    elif state.dtype != x.dtype or state.device != x.device:
+    elif state is not None and (state.dtype != x.dtype or state.device != x.device):
         raise ValueError(
             f"state is {state.dtype} on {state.device} but the input is {x.dtype} on {x.device}; "
             "pass state.to(x) (snn does not convert it silently)"
@@ -395,8 +395,6 @@ def lif_sequence(
                 f"backend='native' cannot run here: {why}; use backend='fused', which picks "
                 "the native kernel where it can and the eager executor elsewhere"
             )
-    if state is None and executor != "native":  # the native kernel starts from rest itself
-        state = initial_state(x[0], p)
     current = x if _is_one(p.gain) else p.gain * x
     args = (current, state, p.beta, p.v_th, p.v_rest, p.v_reset, p.reset, p.detach_reset)
     if executor == "triton":

@@ -99,7 +99,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from snn.kernels import native
-from snn.kernels.fused import NATIVE_CHUNK_STEPS
+from snn.kernels.fused import NATIVE_CHUNK_STEPS, as_tensor_like
 from snn.surrogate import Surrogate
 
 __all__ = ["FamilyConfig", "synaptic_current", "fused_family_sequence", "native_family_sequence"]
@@ -535,12 +535,6 @@ def fused_family_sequence(
 # The feed-forward CubaLIF and ALIF on the native kernel.
 
 
-def _as_parameter(value: Tensor | float, like: Tensor) -> Tensor:
-    """A parameter as a tensor of ``like``'s dtype, not expanded: the kernel reads one value
-    from a row of its own, and expands per-neuron ones itself."""
-    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
-
-
 class _NativeFamily(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v0, i0, a0, beta, v_th, alpha, g_cur, g_in, rho, adapt, cfg, chunk):
@@ -553,7 +547,8 @@ class _NativeFamily(torch.autograd.Function):
         else:  # likewise v_th - v_reset
             given["jump"] = v_th - cfg.v_reset
         v0 = v0.contiguous()
-        params = {k: _as_parameter(t, v0) for k, t in given.items()}
+        # not expanded: the kernel repeats a single value itself, and expands per-neuron ones
+        params = {k: as_tensor_like(t, v0) for k, t in given.items()}
         state0 = tuple(None if s is None else s.contiguous() for s in (v0, i0, a0))
         bounds = -(-x.shape[0] // chunk)
         starts = tuple(None if s is None else v0.new_empty((bounds - 1, *v0.shape)) for s in state0)

@@ -75,7 +75,8 @@ NATIVE_CHUNK_STEPS = 32
 EXECUTORS = ("eager", "native", "triton")
 
 
-def _as_tensor(value: Tensor | float, like: Tensor) -> Tensor:
+def as_tensor_like(value: Tensor | float, like: Tensor) -> Tensor:
+    """``value`` as a tensor of ``like``'s dtype and device (itself if it already is one)."""
     if isinstance(value, Tensor) and value.dtype == like.dtype and value.device == like.device:
         return value  # as as_tensor would, without its cost per call
     return torch.as_tensor(value, dtype=like.dtype, device=like.device)
@@ -148,10 +149,10 @@ class _FusedLIF(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor, Tensor]:
         if v0 is None and executor != "native":  # rest; the native kernel starts there itself
             v0 = torch.full_like(current[0], v_rest)
-        beta_t = _as_tensor(beta, current)
-        v_th_t = _as_tensor(v_th, current)
+        beta_t = as_tensor_like(beta, current)
+        v_th_t = as_tensor_like(v_th, current)
         # from v_th as given (a float is subtracted in double, as lif_step does); x - 0 is x
-        jump_t = v_th_t if v_reset == 0 else _as_tensor(v_th - v_reset, current)
+        jump_t = v_th_t if v_reset == 0 else as_tensor_like(v_th - v_reset, current)
         num_steps = current.shape[0]
         chunks = -(-num_steps // chunk)
         spikes = torch.empty_like(current)
