@@ -365,10 +365,9 @@ def lif_sequence(
             f"state is {state.dtype} on {state.device} but the input is {x.dtype} on {x.device}; "
             "pass state.to(x) (snn does not convert it silently)"
         )
-    gain_shape = p.gain.shape if isinstance(p.gain, Tensor) else ()
-    if not _broadcasts_into(gain_shape, x.shape):
+    if isinstance(p.gain, Tensor) and not _broadcasts_into(p.gain.shape, x.shape):
         raise ValueError(
-            f"a gain of shape {tuple(gain_shape)} would broadcast the input {tuple(x.shape)} to "
+            f"a gain of shape {tuple(p.gain.shape)} would broadcast the input {tuple(x.shape)} to "
             "a larger shape; give the gain the shape of the neurons (the input's trailing "
             "dimensions) or a scalar"
         )

@@ -255,7 +255,7 @@ def _load(family: bool = False) -> ctypes.CDLL | None:
 def unavailable_reason(x: Tensor, surrogate: sg.Surrogate, family: bool = False) -> str | None:
     """Why the native kernel cannot run on ``x`` with ``surrogate``; ``None`` if it can.
     ``family``: the CubaLIF's and ALIF's kernel (:func:`family_forward`), built on first use."""
-    if x.device.type != "cpu":
+    if not x.is_cpu:
         return f"it runs on CPU only, and the input is on {x.device}"
     if x.dtype not in _SUFFIX:
         return f"it supports float32 and float64, and the input is {x.dtype}"
@@ -362,7 +362,7 @@ def _call(name: str, dtype: torch.dtype, n: int, *args) -> None:
 
 def _check(a: Tensor, dtype: torch.dtype, contiguous: bool) -> None:
     # the kernel trusts these; a mismatch would read or write out of bounds
-    if a.dtype != dtype or a.device.type != "cpu" or (contiguous and not a.is_contiguous()):
+    if a.dtype != dtype or not a.is_cpu or (contiguous and not a.is_contiguous()):
         raise ValueError(
             f"snn's native kernel got a {a.dtype} tensor on {a.device} "
             f"(contiguous: {a.is_contiguous()}); it needs {'contiguous ' * contiguous}CPU {dtype}"

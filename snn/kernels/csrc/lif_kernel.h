@@ -510,12 +510,15 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
 
 /* The variants' range functions: the flags are constants here, so each is specialized. The
    family's backward has one without parameter gradients (the usual case for a layer whose
-   parameters are fixed) that stores nothing for them. */
+   parameters are fixed) that stores nothing for them, and so does the LIF's. */
 static int NAME(forward_lif)(const void *args, int64_t i0, int64_t i1) {
     return NAME(cell_forward)(args, i0, i1, 0, 0);
 }
 static int NAME(backward_lif)(const void *args, int64_t i0, int64_t i1) {
     return NAME(cell_backward)(args, i0, i1, 0, 0, 1);
+}
+static int NAME(backward_lif_fixed)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_backward)(args, i0, i1, 0, 0, 0);
 }
 #ifdef SNN_FAMILY
 static int NAME(forward_cuba)(const void *args, int64_t i0, int64_t i1) {
@@ -578,7 +581,9 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
         detach_reset, surrogate, steps, n, chunk,
     };
     memcpy(args.param, rows.param, sizeof rows.param);
-    struct job job = {NAME(backward_lif), &args, n, step, parts, 0};
+    const int grads = grad_beta || grad_v_th;
+    struct job job = {grads ? NAME(backward_lif) : NAME(backward_lif_fixed), &args, n, step,
+                      parts, 0};
     return run(&job);
 }
 
@@ -647,7 +652,7 @@ int NAME(family_backward)(const REAL *x, const REAL *const *state0, const REAL *
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
         NAME(backward_lif), NAME(backward_cuba), NAME(backward_alif)};
     static int (*const fixed[])(const void *, int64_t, int64_t) = {
-        NAME(backward_lif), NAME(backward_cuba_fixed), NAME(backward_alif_fixed)};
+        NAME(backward_lif_fixed), NAME(backward_cuba_fixed), NAME(backward_alif_fixed)};
     const int variant = NAME(variant)((const void *const *)state0);
     if (variant > 2) return -2;
     int grads = 0;
