@@ -20,6 +20,11 @@ Configurations:
 Each thread count runs in a fresh process (``OMP_NUM_THREADS`` and ``torch.set_num_threads``);
 within it the rows alternate iteration by iteration, so that load from other processes hits them
 alike, and each row reports the median of its iterations. Every table says its thread count.
+The process runs with glibc told to keep freed pages (``MALLOC_MMAP_MAX_=0
+MALLOC_TRIM_THRESHOLD_=100000000000``, as ``lif_speed.py``'s C): otherwise a row maps its
+outputs afresh at each call, and the page faults, which land on whichever row the allocation
+order picks, outweigh the neurons' own differences (the LIF's forward at C took 88 ms with them
+and 35 ms without, in one run at 1 thread).
 ``--check`` exits non-zero when CubaLIF or ALIF takes more than 1.2x the LIF's time (C and T, at
 every thread count), the issue's target.
 
@@ -207,11 +212,14 @@ def main() -> None:
         return
     import torch
 
+    sys.path.insert(0, str(Path(__file__).parent))
+    from lif_speed import MALLOC_ENV
+
     default = torch.get_num_threads()
     counts = [default] + [n for n in args.threads if n != default]
     missed = []
     for count in counts:
-        env = dict(os.environ, OMP_NUM_THREADS=str(count))
+        env = dict(os.environ, OMP_NUM_THREADS=str(count), **MALLOC_ENV)
         command = [sys.executable, __file__, "--worker", "--threads", str(count),
                    "--iters", str(args.iters)]  # fmt: skip
         command += ["--quick"] * args.quick + ["--no-memory"] * args.no_memory

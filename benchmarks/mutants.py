@@ -67,6 +67,13 @@ MUTANTS = [
         KERNEL_TESTS,
     ),
     Mutant(
+        "native LIF backward: the loop that stores no parameter gradient, even when asked for",
+        "snn/kernels/csrc/lif_kernel.h",
+        "grads ? NAME(backward_lif) : NAME(backward_lif_fixed)",
+        "NAME(backward_lif_fixed)",
+        KERNEL_TESTS,
+    ),
+    Mutant(
         "native: a per-neuron parameter read without the tile's offset",
         "snn/kernels/csrc/lif_kernel.h",
         "((per_neuron >> (k)) & 1 ? a : 0)",
