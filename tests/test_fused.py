@@ -5,6 +5,7 @@ Every gradient here is checked in float64 against the reference backend (a plain
 over ``lif_step``), to 1e-10; every spike train bit for bit.
 """
 
+import functools
 import importlib.util
 import itertools
 import os
@@ -277,13 +278,18 @@ def test_gradient_the_same_at_every_step_is_read_in_place(backend):
         torch.testing.assert_close(g, r, rtol=0, atol=1e-10)
 
 
+@functools.cache
+def _lif_speed():
+    spec = importlib.util.spec_from_file_location("lif_speed", BENCHMARKS / "lif_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _peak_bytes(fn) -> float:
     """The peak of the tensor memory allocated while ``fn()`` runs, in bytes, measured as
     benchmarks/lif_speed.py measures B's (one parser of the profiler's allocation events)."""
-    spec = importlib.util.spec_from_file_location("lif_speed", BENCHMARKS / "lif_speed.py")
-    lif_speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lif_speed)
-    return lif_speed.peak_tensor_memory(fn, "cpu") * 1e6
+    return _lif_speed().peak_tensor_memory(fn, "cpu") * 1e6
 
 
 # Incoming gradients as autograd makes them: each a view of a [T, B, N] tensor of fresh values

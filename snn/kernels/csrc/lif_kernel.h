@@ -28,7 +28,7 @@
 
    Arrays are row-major [steps, n], except the incoming gradients (see grad_row). A parameter
    (param[P_*], see lif.c) is [n] where bit P_* of `per_neuron` is set, else a single value: the
-   entry point repeats it into a row of TILE (struct rows), which every tile reads and which
+   entry point repeats it into a row of TILE (fill_rows), which every tile reads and which
    stays in L1, instead of an [n] expansion that would double the traffic of the states. A NULL
    initial potential (state0[S_V]) is the resting one, v_rest, and a NULL grad_state0[S_V] is
    not asked for. jump (= v_th - v_reset) serves the neurons without a threshold state;
@@ -88,19 +88,15 @@ static inline REAL NAME(after_reset)(int reset, REAL h, REAL s, REAL jump, REAL 
     return h;
 }
 
-/* The single-valued parameters repeated into rows; param[] then points at them. */
-struct NAME(rows) {
-    REAL row[P_COUNT][TILE];
-    const REAL *param[P_COUNT];
-};
-
-static inline void NAME(fill_rows)(struct NAME(rows) *r, const REAL *const *param,
-                                   int64_t per_neuron) {
+/* The kernel's parameters into `out`: a per-neuron one as it is, a single-valued one repeated
+   into its row of `rows` (the caller's, alive while the kernel runs) and pointed at there. */
+static inline void NAME(fill_rows)(REAL rows[P_COUNT][TILE], const REAL *const *param,
+                                   int64_t per_neuron, const REAL **out) {
     for (int k = 0; k < P_COUNT; k++) {
-        r->param[k] = param[k];
+        out[k] = param[k];
         if (!param[k] || (per_neuron >> k) & 1) continue;
-        for (int i = 0; i < TILE; i++) r->row[k][i] = param[k][0];
-        r->param[k] = r->row[k];
+        for (int i = 0; i < TILE; i++) rows[k][i] = param[k][0];
+        out[k] = rows[k];
     }
 }
 
@@ -547,13 +543,12 @@ void NAME(lif_forward)(const REAL *x, const REAL *v0, REAL *spikes, REAL *membra
                        int64_t per_neuron, double v_rest, double v_reset, int reset,
                        int64_t steps, int64_t n, int64_t chunk, int parts, int64_t step) {
     const REAL *param[P_COUNT] = {beta, v_th, jump, NULL, NULL, NULL, NULL, NULL, NULL};
-    struct NAME(rows) rows;
-    NAME(fill_rows)(&rows, param, per_neuron);
     struct NAME(forward_args) args = {
         x, {v0, NULL, NULL}, spikes, membrane, {starts, NULL, NULL}, {v_last, NULL, NULL},
         {NULL}, per_neuron, (REAL)v_rest, (REAL)v_reset, reset, steps, n, chunk,
     };
-    memcpy(args.param, rows.param, sizeof rows.param);
+    REAL rows[P_COUNT][TILE];
+    NAME(fill_rows)(rows, param, per_neuron, args.param);
     struct job job = {NAME(forward_lif), &args, n, step, parts, 0};
     run(&job);
 }
@@ -571,8 +566,6 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
                        double c1, double c2, int64_t steps, int64_t n, int64_t chunk, int parts,
                        int64_t step) {
     const REAL *param[P_COUNT] = {beta, v_th, jump, NULL, NULL, NULL, NULL, NULL, NULL};
-    struct NAME(rows) rows;
-    NAME(fill_rows)(&rows, param, per_neuron);
     struct NAME(backward_args) args = {
         x, {v0, NULL, NULL}, {starts, NULL, NULL}, {gs_data, gs_step, gs_offsets},
         {gm_data, gm_step, gm_offsets}, {grad_v_last, NULL, NULL}, grad_x,
@@ -580,7 +573,8 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
         {NULL}, per_neuron, (REAL)v_rest, (REAL)v_reset, (REAL)c1, (REAL)c2, reset,
         detach_reset, surrogate, steps, n, chunk,
     };
-    memcpy(args.param, rows.param, sizeof rows.param);
+    REAL rows[P_COUNT][TILE];
+    NAME(fill_rows)(rows, param, per_neuron, args.param);
     const int grads = grad_beta || grad_v_th;
     struct job job = {grads ? NAME(backward_lif) : NAME(backward_lif_fixed), &args, n, step,
                       parts, 0};
@@ -612,9 +606,8 @@ int NAME(family_forward)(const REAL *x, const REAL *const *state0, REAL *spikes,
         args.starts[k] = starts[k];
         args.last[k] = last[k];
     }
-    struct NAME(rows) rows;
-    NAME(fill_rows)(&rows, param, per_neuron);
-    memcpy(args.param, rows.param, sizeof rows.param);
+    REAL rows[P_COUNT][TILE];
+    NAME(fill_rows)(rows, param, per_neuron, args.param);
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
         NAME(forward_lif), NAME(forward_cuba), NAME(forward_alif)};
     const int variant = NAME(variant)((const void *const *)state0);
@@ -646,9 +639,8 @@ int NAME(family_backward)(const REAL *x, const REAL *const *state0, const REAL *
         args.grad_state0[k] = grad_state0[k];
     }
     for (int k = 0; k < P_COUNT; k++) args.grad_param[k] = grad_param[k];
-    struct NAME(rows) rows;
-    NAME(fill_rows)(&rows, param, per_neuron);
-    memcpy(args.param, rows.param, sizeof rows.param);
+    REAL rows[P_COUNT][TILE];
+    NAME(fill_rows)(rows, param, per_neuron, args.param);
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
         NAME(backward_lif), NAME(backward_cuba), NAME(backward_alif)};
     static int (*const fixed[])(const void *, int64_t, int64_t) = {
