@@ -6,14 +6,17 @@ Configurations (issue 6; ON and the thread counts, issue 16):
   counts, backward, Adam step.
 * **B**: Linear(512->2048)->LIF, T=100, batch 32: forward and backward of the spike sum; peak
   tensor memory from the torch profiler, also for three other losses (``mean()``, a weighted
-  ``sum(0)``, a weighted sum), each against the floor with the same loss. B also times snn's
-  other neurons in the same layer: CubaLIF, ALIF, and a recurrent LIF (``snn.Recurrent``, whose
-  extra ``[N, N]`` product per step the floor does not have).
+  ``sum(0)``, a weighted sum), each against the floor with the same loss.
 * **C**: the LIF alone on currents [500, 16, 4096]: forward, a weighted sum of the spikes,
   backward to the input.
 * **ON**: the Open Neuromorphic benchmark's shape on CPU: Linear(4096->4096)->LIF, T=500,
   batch 16, forward and backward of the spike sum.
 * **GPU** (only when CUDA is available): the LIF alone on [500, 16, 16384].
+
+A, B, C and ON also time snn's other neurons in the LIF's place: CubaLIF and ALIF, which the
+native kernel runs as it runs the LIF and which are held to the same targets, and in B and ON a
+recurrent LIF (``snn.Recurrent``, timed but not held to the floor: its ``[N, N]`` product per step
+is work the floor does not do). B's memory by loss is measured for each neuron held.
 
 On CPU, A, B and C also time snn's default on threads the native kernel starts and joins itself
 (``snn fused, own threads``, its runner where torch has no OpenMP) beside its default, torch's
@@ -34,9 +37,9 @@ milliseconds for it, whichever row the allocation order picks.
 
 Every configuration runs at torch's default thread count (all cores), and again at each count
 given with ``--threads``; every table and row says its thread count. ``--check`` exits non-zero
-when snn's default misses a target at any thread count: A <= 1.05x the floor, B <= 1.10x, B's
-peak tensor memory <= 1.1x the floor's for every loss, C <= 1.5x, and in every configuration
-below every peer that ran.
+when snn's default, CubaLIF or ALIF misses a target at any thread count: A <= 1.05x the floor,
+B <= 1.10x, B's peak tensor memory <= 1.1x the floor's for every loss, C <= 1.5x, and in every
+configuration below every peer that ran.
 
 Peers (snnTorch, SpikingJelly, Norse) are timed when importable: ``pip install -e .[bench]``, or a
 separate venv with ``PYTHONPATH`` pointing at this repository. Usage::
@@ -193,6 +196,11 @@ def _snn_family(kind: str, n: int):
 
 
 FAMILY = ("CubaLIF", "ALIF", "Recurrent")
+# the family members run by the native kernel as the LIF is, held to its targets (issue 16):
+# in every configuration beside it, each against the floor and the peers. snn.Recurrent is timed
+# in B and ON but not held to them: its [N, N] product per step is work the floor does not do.
+FEED_FORWARD_FAMILY = ("CubaLIF", "ALIF")
+HELD_ROWS = (SNN_DEFAULT, *(f"snn {kind}" for kind in FEED_FORWARD_FAMILY))
 
 
 def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list[str]]:
@@ -270,6 +278,8 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
             add(f"snn {backend}", snn_net(lambda backend=backend: _snn_lif(backend)))
         if compare_threads:
             add(OWN_THREADS, lambda: _on_own_threads(snn_net(_snn_default)()))
+        for kind in FEED_FORWARD_FAMILY:
+            add(f"snn {kind}", snn_net(lambda kind=kind: _snn_family(kind, 0)))
         for peer in PEERS:
             add(peer, snn_net(lambda peer=peer: _peer_lif(peer)))
         return rows, notes
@@ -299,9 +309,8 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
             add(f"snn {backend}", layer(lambda backend=backend: _snn_lif(backend)))
         if compare_threads and config == "B":
             add(OWN_THREADS, lambda: _on_own_threads(layer(_snn_default)()))
-        if config == "B":
-            for kind in FAMILY:
-                add(f"snn {kind}", layer(lambda kind=kind: _snn_family(kind, n_out)))
+        for kind in FAMILY:
+            add(f"snn {kind}", layer(lambda kind=kind: _snn_family(kind, n_out)))
         for peer in PEERS:
             add(peer, layer(lambda peer=peer: _peer_lif(peer)))
         return rows, notes
@@ -328,6 +337,9 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
         add(f"snn {backend}", alone(lambda backend=backend: _snn_lif(backend).to(device)))
     if compare_threads:
         add(OWN_THREADS, lambda: _on_own_threads(alone(_snn_default)()))
+    if config == "C":
+        for kind in FEED_FORWARD_FAMILY:
+            add(f"snn {kind}", alone(lambda kind=kind: _snn_family(kind, N)))
     for peer in ("snntorch", "spikingjelly"):
         add(peer, alone(lambda peer=peer: _peer_lif(peer).to(device)))
     if config == "C":
@@ -340,8 +352,9 @@ def rows_for(config: str, device: str) -> tuple[list[tuple[str, Callable]], list
 B_LOSSES = ("mean()", "(w_step * spikes.sum(0)).sum()", "(w * spikes).sum()")
 
 
-def b_memory_cases(device: str) -> list[tuple[str, Callable, Callable]]:
-    """(loss, floor step, snn step) for each of B's losses: Linear(512->2048) then ReLU or LIF."""
+def b_memory_cases(device: str) -> list[tuple[str, dict[str, Callable]]]:
+    """(loss, {row: step}) for each of B's losses: Linear(512->2048) then ReLU (the floor, first),
+    or one of the neurons held to the targets (``HELD_ROWS``)."""
     import torch
 
     T, B, n_in, n_out = 100, 32, 512, 2048
@@ -353,14 +366,22 @@ def b_memory_cases(device: str) -> list[tuple[str, Callable, Callable]]:
         B_LOSSES[1]: lambda s: (w[0] * s.sum(0)).sum(),
         B_LOSSES[2]: lambda s: (w * s).sum(),
     }
+    neurons = {
+        "floor (ReLU)": torch.nn.ReLU,
+        SNN_DEFAULT: _snn_default,
+        **{
+            f"snn {kind}": lambda kind=kind: _snn_family(kind, n_out)
+            for kind in FEED_FORWARD_FAMILY
+        },
+    }
     cases = []
     for name, loss in losses.items():
-        steps = []
-        for neuron in (torch.nn.ReLU(), _snn_lif("fused")):
+        steps = {}
+        for row, make in neurons.items():
             lin = torch.nn.Linear(n_in, n_out).to(device)
-            neuron.to(device)
-            steps.append(lambda lin=lin, neuron=neuron, loss=loss: loss(neuron(lin(x))).backward())
-        cases.append((name, *steps))
+            neuron = make().to(device)
+            steps[row] = lambda lin=lin, neuron=neuron, loss=loss: loss(neuron(lin(x))).backward()
+        cases.append((name, steps))
     return cases
 
 
@@ -436,9 +457,10 @@ def worker(config: str, iters: int, warmup: int, memory: bool, threads: int | No
     peaks = {name: peak_tensor_memory(step, device) for name, step, _ in live} if memory else {}
     loss_peaks = {}
     if memory and config == "B":
-        for loss, floor_step, snn_step in b_memory_cases(device):
-            floor_step(), snn_step()  # warm: parameters' .grad exist before the measured step
-            loss_peaks[loss] = [peak_tensor_memory(s, device) for s in (floor_step, snn_step)]
+        for loss, steps in b_memory_cases(device):
+            for step in steps.values():
+                step()  # warm: parameters' .grad exist before the measured step
+            loss_peaks[loss] = {row: peak_tensor_memory(s, device) for row, s in steps.items()}
     return {
         "config": config,
         "rows": [name for name, _, _ in live],
@@ -515,48 +537,61 @@ def report(config: str, results: list[dict]) -> str:
             f"{max(per_round):.1f} | {ratio[name]:.2f} | {mem} | {faults:.0f} |"
         )
     if first["loss_peak_mb"]:
+        columns = list(next(iter(first["loss_peak_mb"].values())))
         lines += [
             "",
-            f"B's peak tensor memory by loss ({threads} threads):",
+            f"B's peak tensor memory by loss, MB ({threads} threads; x the floor's):",
             "",
-            "| loss | threads | floor (ReLU) | snn fused | x floor |",
-            "| --- | --- | --- | --- | --- |",
+            "| loss | threads | " + " | ".join(columns) + " |",
+            "| --- | --- |" + " --- |" * len(columns),
         ]
-        for loss, (floor_mb, snn_mb) in first["loss_peak_mb"].items():
-            lines.append(
-                f"| `{loss}` | {threads} | {floor_mb:.0f} MB | {snn_mb:.0f} MB | "
-                f"{snn_mb / floor_mb:.2f} |"
-            )
+        for loss, peaks in first["loss_peak_mb"].items():
+            floor_mb = peaks[columns[0]]
+            cells = [f"{floor_mb:.0f}"]
+            cells += [f"{peaks[row]:.0f} ({peaks[row] / floor_mb:.2f}x)" for row in columns[1:]]
+            lines.append(f"| `{loss}` | {threads} | " + " | ".join(cells) + " |")
     for note in first["notes"]:
         lines.append(f"\n- {note}")
     return "\n".join(lines)
 
 
 def missed_targets(config: str, results: list[dict]) -> list[str]:
-    """What snn's default misses of the targets in this run (see the module docstring)."""
+    """What snn's default and the feed-forward family members (``HELD_ROWS``) miss of the
+    targets in this run (see the module docstring)."""
     first = results[0]
     where = f"{config} at {first['threads']} threads"
     if SNN_DEFAULT not in first["rows"]:
         return [f"{where}: the row {SNN_DEFAULT!r} did not run"]
     ratio = ratios(results)
     missed = []
-    ours = ratio[SNN_DEFAULT]
-    if config in TARGETS and ours > TARGETS[config]:
-        missed.append(f"{where}: {ours:.2f}x the floor, target <= {TARGETS[config]}x")
-    for peer in first["rows"]:
-        if peer.startswith(PEERS) and ratio[peer] <= ours:
-            missed.append(f"{where}: {ours:.2f}x the floor, not below {peer}'s {ratio[peer]:.2f}x")
+    floor = first["rows"][0]
+    for row in HELD_ROWS:
+        if row not in ratio:
+            if config in ("A", "B", "C", "ON"):
+                missed.append(f"{where}: the row {row!r} did not run")
+            continue
+        ours = ratio[row]
+        if config in TARGETS and ours > TARGETS[config]:
+            missed.append(f"{where}: {row} {ours:.2f}x the floor, target <= {TARGETS[config]}x")
+        for peer in first["rows"]:
+            if peer.startswith(PEERS) and ratio[peer] <= ours:
+                missed.append(
+                    f"{where}: {row} {ours:.2f}x the floor, not below {peer}'s {ratio[peer]:.2f}x"
+                )
     peaks = dict(first["loss_peak_mb"])  # B's only
     if config == "B" and first["peak_mb"]:
-        floor = first["rows"][0]
-        peaks["sum() (the timed step)"] = [first["peak_mb"][floor], first["peak_mb"][SNN_DEFAULT]]
-    for loss, (floor_mb, snn_mb) in peaks.items():
-        if snn_mb > MEMORY_TARGET * floor_mb:
-            missed.append(
-                f"{where}: peak tensor memory {snn_mb:.0f} MB for `{loss}`, "
-                f"{snn_mb / floor_mb:.2f}x the floor's {floor_mb:.0f} MB, "
-                f"target <= {MEMORY_TARGET}x"
-            )
+        peaks["sum() (the timed step)"] = {
+            row: first["peak_mb"][row] for row in (floor, *HELD_ROWS) if row in first["peak_mb"]
+        }
+    for loss, by_row in peaks.items():
+        floor_mb = next(iter(by_row.values()))
+        for row, mb in list(by_row.items())[1:]:
+            if mb > MEMORY_TARGET * floor_mb:
+                missed.append(
+                    f"{where}: {row}'s peak tensor memory {mb:.0f} MB for `{loss}`, "
+                    f"{mb / floor_mb:.2f}x the floor's {floor_mb:.0f} MB, "
+                    f"target <= {MEMORY_TARGET}x"
+                )
     return missed
 
 

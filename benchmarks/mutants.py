@@ -124,6 +124,20 @@ MUTANTS = [
         FAMILY_NATIVE,
     ),
     Mutant(
+        "native CubaLIF: a gain of 1 (NULL) read as dropping the current, not as passing it on",
+        "snn/kernels/csrc/lif_kernel.h",
+        "drive = q->g_cur ? q->g_cur[i] * *cur : *cur;",
+        "drive = q->g_cur ? q->g_cur[i] * *cur : drive;",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
+        "native CubaLIF: without parameter gradients, the recomputed current never advanced",
+        "snn/kernels/csrc/lif_kernel.h",
+        "if (current) ck[grads ? TILE + i : i] = cur;",
+        "if (current) ck[TILE + i] = cur;",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
         "native CubaLIF: dL/di carried back without alpha",
         "snn/kernels/csrc/lif_kernel.h",
         "di[i] = alpha[i] * grad_c;",

@@ -32,8 +32,10 @@
    stays in L1, instead of an [n] expansion that would double the traffic of the states. A NULL
    initial potential (state0[S_V]) is the resting one, v_rest, and a NULL grad_state0[S_V] is
    not asked for. jump (= v_th - v_reset) serves the neurons without a threshold state;
-   one_minus_rho is 1 - rho as the reference computes it. Optional arrays are NULL when
-   absent. */
+   one_minus_rho is 1 - rho as the reference computes it. A NULL gain (g_in, g_cur) is 1: its
+   multiplications are skipped (the loops are unswitched on it). Optional arrays are NULL when
+   absent. Without parameter gradients the backward keeps the current of the step it
+   recomputes in one row, not the chunk's rows that dL/dalpha and dL/dg_cur read. */
 
 static inline REAL NAME(surrogate)(int kind, REAL c1, REAL c2, REAL u) {
     switch (kind) {
@@ -132,10 +134,10 @@ static inline __attribute__((always_inline)) REAL NAME(cell_step)(
     const int current, const int adaptive, const struct NAME(tile) *q, int64_t i, REAL x,
     REAL *v, REAL *cur, REAL *ad, REAL v_rest, int has_rest, int reset, REAL v_reset, REAL *h) {
     REAL drive = x;
-    if (current || adaptive) drive = q->g_in[i] * drive;
+    if ((current || adaptive) && q->g_in) drive = q->g_in[i] * drive;
     if (current) {
         *cur = q->alpha[i] * *cur + drive;
-        drive = q->g_cur[i] * *cur;
+        drive = q->g_cur ? q->g_cur[i] * *cur : *cur;
     }
     const REAL pre = NAME(pre_spike)(*v, q->beta[i], drive, v_rest, has_rest);
     const REAL theta = adaptive ? q->v_th[i] + q->adapt[i] * *ad : q->v_th[i];
@@ -280,11 +282,11 @@ static inline __attribute__((always_inline)) void NAME(reverse_tile)(
         const REAL grad_theta = d * dv_dth - through_spike;
         REAL grad_c = grad_h; /* dL/dc_t */
         if (current) {
-            grad_c = g_cur[i] * grad_h + di[i];
+            grad_c = (g_cur ? g_cur[i] * grad_h : grad_h) + di[i];
             di[i] = alpha[i] * grad_c;
             if (grads) dc[i] = grad_c;
         }
-        gx[i] = (current || adaptive) ? g_in[i] * grad_c : grad_c;
+        gx[i] = (current || adaptive) && g_in ? g_in[i] * grad_c : grad_c;
         if (grads) dth[i] = grad_theta;
         delta[i] = grad_h * b[i];
         if ((current || adaptive) && grads) gh[i] = grad_h;
@@ -396,7 +398,7 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
             for (int64_t t = t0; t < t1; t++) { /* recompute h exactly as the forward did */
                 const int64_t k = t - t0;
                 REAL *ht = pre + k * TILE;
-                REAL *ck = current ? cur_at + k * TILE : NULL;
+                REAL *ck = current ? cur_at + (grads ? k * TILE : 0) : NULL;
                 REAL *ak = adaptive ? ad_at + k * TILE : NULL;
                 if (before) memcpy(before + k * TILE, v, row);
                 const REAL *xt = x + t * n + a;
@@ -413,7 +415,7 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
         REAL cur = current ? ck[i] : 0, ad = adaptive ? ak[i] : 0;                             \
         NAME(cell_step)(current, adaptive, &q, i, xt[i], &v[i], &cur, &ad, v_rest, has_rest,   \
                         RESET, v_reset, &ht[i]);                                               \
-        if (current) ck[TILE + i] = cur;                                                       \
+        if (current) ck[grads ? TILE + i : i] = cur;                                           \
         if (adaptive) ak[TILE + i] = ad;                                                       \
     }
                 SPECIALIZED(RECOMPUTE_ROW)
