@@ -124,10 +124,17 @@ MUTANTS = [
         FAMILY_NATIVE,
     ),
     Mutant(
-        "native CubaLIF: a gain of 1 (NULL) read as dropping the current, not as passing it on",
+        "native CubaLIF: the variant without gains drops the current, not passing it on",
         "snn/kernels/csrc/lif_kernel.h",
-        "drive = q->g_cur ? q->g_cur[i] * *cur : *cur;",
-        "drive = q->g_cur ? q->g_cur[i] * *cur : drive;",
+        "drive = unit ? *cur : q->g_cur[i] * *cur;",
+        "drive = unit ? drive : q->g_cur[i] * *cur;",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
+        "native family: a lone gain of 1 pointed at a row never filled with ones",
+        "snn/kernels/csrc/lif_kernel.h",
+        "        for (int i = 0; i < TILE; i++) rows[k][i] = 1;\n",
+        "",
         FAMILY_NATIVE,
     ),
     Mutant(

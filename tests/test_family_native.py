@@ -130,9 +130,11 @@ def assert_close(got, want, what):
         assert err < 1e-10, f"{what}: gradient {k} off by {err:.2e}"
 
 
-def run_both(kind, reset, detach, surrogate, dtype=torch.float64, per_neuron=True):
-    """The loop once, the native kernel at 1, 2 and 3 threads: (loop's, [native's per count])."""
+def run_both(kind, reset, detach, surrogate, dtype=torch.float64, per_neuron=True, ones=()):
+    """The loop once, the native kernel at 1, 2 and 3 threads: (loop's, [native's per count]).
+    ``ones``: parameters set to the number 1 instead."""
     x, state, p, weights = make_case(kind, reset, dtype, per_neuron)
+    p |= {k: 1.0 for k in ones}
     xs, ss, ps = leaves(x, state, p)
     out = loop(kind, xs, ss, ps, reset, detach, surrogate)
     want = gradients(out, loss_of(*out, weights), xs, ss, ps)
@@ -192,6 +194,18 @@ def test_parameters_as_numbers_in_float64(kind):
     for outs, grads in got:
         assert all(torch.equal(a, b) for a, b in zip(outs, want_out, strict=True))
         assert_close(grads, want_grads, f"{kind} with numbers")
+
+
+@pytest.mark.parametrize("one", ["g_in", "gain"])
+def test_cuba_with_one_gain_of_one(one):
+    """A CubaLIF whose input gain or current gain, not both, is the number 1 (the kernel reads a
+    row of ones for it; with both at 1 it runs its variant without them, as in the test above),
+    the other parameters per neuron and learned."""
+    (want_out, want_grads), got = run_both("cuba", "subtract", False, "atan", ones=(one,))
+    assert_rate(want_out[0])
+    for outs, grads in got:
+        assert all(torch.equal(a, b) for a, b in zip(outs, want_out, strict=True))
+        assert_close(grads, want_grads, f"cuba with {one} = 1")
 
 
 @pytest.mark.parametrize("kind", ["cuba", "alif"])

@@ -539,13 +539,11 @@ class _NativeFamily(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v0, i0, a0, beta, v_th, alpha, g_cur, g_in, rho, adapt, cfg, chunk):
         current, adaptive = i0 is not None, a0 is not None
-        given = {"beta": beta, "v_th": v_th, "g_in": g_in}
+        # a gain of exactly 1 (a number, so never learned) is left out: the CubaLIF without
+        # either runs the kernel's variant that skips their multiplications
+        given = {"beta": beta, "v_th": v_th} | ({} if _is_one(g_in) else {"g_in": g_in})
         if current:
-            given |= {"alpha": alpha, "g_cur": g_cur}
-            # the CubaLIF's gains of exactly 1 (numbers, so never learned) are left out: the
-            # kernel skips their multiplications (measured: its backward 1.5x the LIF's with
-            # them, 1.2x without). Not the ALIF's g_in: there it made the backward slower.
-            given = {k: t for k, t in given.items() if not (k[0] == "g" and _is_one(t))}
+            given |= {"alpha": alpha} | ({} if _is_one(g_cur) else {"g_cur": g_cur})
         if adaptive:  # 1 - rho as the reference step computes it (a number: in double)
             given |= {"rho": rho, "one_minus_rho": 1 - rho, "adapt": adapt}
         else:  # likewise v_th - v_reset

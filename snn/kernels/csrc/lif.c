@@ -125,14 +125,17 @@ static int run(struct job *job) {
 #define NAME(f) f##_f32
 #define EXP expf
 #define FABS fabsf
+#define FMA fmaf
 #include "lif_kernel.h"
 #undef REAL
 #undef NAME
 #undef EXP
 #undef FABS
+#undef FMA
 
 #define REAL double
 #define NAME(f) f##_f64
 #define EXP exp
 #define FABS fabs
+#define FMA fma
 #include "lif_kernel.h"

@@ -24,7 +24,9 @@
    vectorizes.
 
    Built with -ffp-contract=off: each operation rounds as the reference steps' PyTorch operations
-   do (no fused multiply-add), so spikes and states equal the reference loop's bit for bit.
+   do (no fused multiply-add), so spikes and states equal the reference loop's bit for bit. The
+   reverse recurrence, which computes gradients only, uses explicit fused multiply-adds (FMA):
+   fewer operations, each rounded once (the gradients agree with autograd's to rounding).
 
    Arrays are row-major [steps, n], except the incoming gradients (see grad_row). A parameter
    (param[P_*], see lif.c) is [n] where bit P_* of `per_neuron` is set, else a single value: the
@@ -32,19 +34,19 @@
    stays in L1, instead of an [n] expansion that would double the traffic of the states. A NULL
    initial potential (state0[S_V]) is the resting one, v_rest, and a NULL grad_state0[S_V] is
    not asked for. jump (= v_th - v_reset) serves the neurons without a threshold state;
-   one_minus_rho is 1 - rho as the reference computes it. A NULL gain (g_in, g_cur) is 1: its
-   multiplications are skipped (the loops are unswitched on it). Optional arrays are NULL when
-   absent. Without parameter gradients the backward keeps the current of the step it
+   one_minus_rho is 1 - rho as the reference computes it. A NULL gain (g_in, g_cur) is 1 (see
+   gains(): the CubaLIF without both runs a variant that skips their multiplications). Optional
+   arrays are NULL when absent. Without parameter gradients the backward keeps the current of the step it
    recomputes in one row, not the chunk's rows that dL/dalpha and dL/dg_cur read. */
 
 static inline REAL NAME(surrogate)(int kind, REAL c1, REAL c2, REAL u) {
     switch (kind) {
     case SG_ATAN: { /* c1 = alpha / 2, c2 = pi * alpha / 2 */
         const REAL z = c2 * u;
-        return c1 / (1 + z * z);
+        return c1 / FMA(z, z, 1);
     }
     case SG_FAST_SIGMOID: { /* c2 = slope */
-        const REAL d = 1 + c2 * FABS(u);
+        const REAL d = FMA(c2, FABS(u), 1);
         return 1 / (d * d);
     }
     case SG_SIGMOID: { /* c2 = slope */
@@ -131,13 +133,14 @@ static inline struct NAME(tile) NAME(tile_at)(const REAL *const *param, int64_t 
    stores the pre-spike potential in *h, returns the spike. Each line rounds as the reference
    step's operation does (snn/family_functional.py): products before sums. */
 static inline __attribute__((always_inline)) REAL NAME(cell_step)(
-    const int current, const int adaptive, const struct NAME(tile) *q, int64_t i, REAL x,
+    const int current, const int adaptive, const int unit, const struct NAME(tile) *q, int64_t i,
+    REAL x,
     REAL *v, REAL *cur, REAL *ad, REAL v_rest, int has_rest, int reset, REAL v_reset, REAL *h) {
     REAL drive = x;
-    if ((current || adaptive) && q->g_in) drive = q->g_in[i] * drive;
+    if ((current || adaptive) && !unit) drive = q->g_in[i] * drive;
     if (current) {
         *cur = q->alpha[i] * *cur + drive;
-        drive = q->g_cur ? q->g_cur[i] * *cur : *cur;
+        drive = unit ? *cur : q->g_cur[i] * *cur;
     }
     const REAL pre = NAME(pre_spike)(*v, q->beta[i], drive, v_rest, has_rest);
     const REAL theta = adaptive ? q->v_th[i] + q->adapt[i] * *ad : q->v_th[i];
@@ -175,7 +178,8 @@ struct NAME(forward_args) {
 };
 
 static inline __attribute__((always_inline)) int NAME(cell_forward)(
-    const void *args, int64_t i0, int64_t i1, const int current, const int adaptive) {
+    const void *args, int64_t i0, int64_t i1, const int current, const int adaptive,
+    const int unit) {
     const struct NAME(forward_args) *p = args;
     const REAL *x = p->x;
     REAL *spikes = p->spikes, *membrane = p->membrane, *starts = p->starts[S_V];
@@ -209,8 +213,8 @@ static inline __attribute__((always_inline)) int NAME(cell_forward)(
 #define FORWARD_ROW(RESET)                                                                     \
     for (int64_t i = 0; i < m; i++) {                                                          \
         REAL h;                                                                                \
-        st[i] = NAME(cell_step)(current, adaptive, &q, i, xt[i], &v[i], &cur[i], &ad[i], v_rest, \
-                                has_rest, RESET, v_reset, &h);                                 \
+        st[i] = NAME(cell_step)(current, adaptive, unit, &q, i, xt[i], &v[i], &cur[i], &ad[i], \
+                                v_rest, has_rest, RESET, v_reset, &h);                         \
     }
             SPECIALIZED(FORWARD_ROW)
 #undef FORWARD_ROW
@@ -253,7 +257,8 @@ static inline const REAL *NAME(grad_row)(const struct NAME(grad) *g, int64_t t, 
    `kind`, `reset`, `detach` and the flags are constants where this is inlined, so each
    combination is one branch-free, vectorized loop that keeps its intermediates in registers. */
 static inline __attribute__((always_inline)) void NAME(reverse_tile)(
-    const int current, const int adaptive, const int grads, int kind, int reset, int detach, REAL c1, REAL c2,
+    const int current, const int adaptive, const int unit, const int grads, int kind, int reset,
+    int detach, REAL c1, REAL c2,
     const REAL *restrict h, const REAL *restrict th, const REAL *restrict jp,
     const REAL *restrict b, const REAL *restrict gs, const REAL *restrict gm, REAL v_reset,
     REAL *restrict delta, REAL *restrict gx, REAL *restrict dth, const REAL *restrict alpha,
@@ -269,30 +274,30 @@ static inline __attribute__((always_inline)) void NAME(reverse_tile)(
         const REAL s = h[i] >= theta ? 1 : 0;
         REAL dv_dh = 1, dv_dth = 0;
         if (reset == RESET_SUBTRACT) {
-            dv_dh = detach ? 1 : 1 - jump * sigma;
-            dv_dth = detach ? -s : jump * sigma - s;
+            dv_dh = detach ? 1 : FMA(-jump, sigma, 1);
+            dv_dth = detach ? -s : FMA(jump, sigma, -s);
         } else if (reset == RESET_ZERO) {
-            dv_dh = detach ? 1 - s : (1 - s) + (v_reset - h[i]) * sigma;
+            dv_dh = detach ? 1 - s : FMA(v_reset - h[i], sigma, 1 - s);
             dv_dth = detach ? 0 : (h[i] - v_reset) * sigma;
         }
         /* dL/ds_t: the output's, and through a_t = rho a_{t-1} + (1 - rho) s_t */
-        const REAL grad_s = adaptive ? gs[i] + omr[i] * da[i] : gs[i];
+        const REAL grad_s = adaptive ? FMA(omr[i], da[i], gs[i]) : gs[i];
         const REAL through_spike = grad_s * sigma;
-        const REAL grad_h = d * dv_dh + through_spike;
-        const REAL grad_theta = d * dv_dth - through_spike;
+        const REAL grad_h = FMA(d, dv_dh, through_spike);
+        const REAL grad_theta = FMA(d, dv_dth, -through_spike);
         REAL grad_c = grad_h; /* dL/dc_t */
         if (current) {
-            grad_c = (g_cur ? g_cur[i] * grad_h : grad_h) + di[i];
+            grad_c = unit ? grad_h + di[i] : FMA(g_cur[i], grad_h, di[i]);
             di[i] = alpha[i] * grad_c;
             if (grads) dc[i] = grad_c;
         }
-        gx[i] = (current || adaptive) && g_in ? g_in[i] * grad_c : grad_c;
+        gx[i] = (current || adaptive) && !unit ? g_in[i] * grad_c : grad_c;
         if (grads) dth[i] = grad_theta;
         delta[i] = grad_h * b[i];
         if ((current || adaptive) && grads) gh[i] = grad_h;
         if (adaptive) {
             if (grads) rterm[i] = da[i] * (a_prev[i] - s);
-            da[i] = rho[i] * da[i] + adapt[i] * grad_theta;
+            da[i] = FMA(rho[i], da[i], adapt[i] * grad_theta);
         }
     }
 }
@@ -328,7 +333,7 @@ static inline void NAME(accumulate)(double *acc, const REAL *u, const REAL *w, i
 
 static inline __attribute__((always_inline)) int NAME(cell_backward)(
     const void *args, int64_t i0, int64_t i1, const int current, const int adaptive,
-    const int grads) {
+    const int unit, const int grads) {
     const struct NAME(backward_args) *p = args;
     const REAL *x = p->x, *v0 = p->state0[S_V], *starts = p->starts[S_V];
     const int64_t steps = p->steps, n = p->n, chunk = p->chunk;
@@ -413,8 +418,8 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
 #define RECOMPUTE_ROW(RESET)                                                                   \
     for (int64_t i = 0; i < m; i++) {                                                          \
         REAL cur = current ? ck[i] : 0, ad = adaptive ? ak[i] : 0;                             \
-        NAME(cell_step)(current, adaptive, &q, i, xt[i], &v[i], &cur, &ad, v_rest, has_rest,   \
-                        RESET, v_reset, &ht[i]);                                               \
+        NAME(cell_step)(current, adaptive, unit, &q, i, xt[i], &v[i], &cur, &ad, v_rest,       \
+                        has_rest, RESET, v_reset, &ht[i]);                                     \
         if (current) ck[grads ? TILE + i : i] = cur;                                           \
         if (adaptive) ak[TILE + i] = ad;                                                       \
     }
@@ -439,7 +444,7 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
                 const int64_t first = (chunks - 1) * chunk + AHEAD - 1 - k;
                 if (k < AHEAD && t0 == 0 && next && first < steps)
                     NAME(prefetch)(x + first * n + a + TILE, next);
-#define CELL current, adaptive, grads
+#define CELL current, adaptive, unit, grads
 #define REVERSE_ARGS                                                                           \
     c1, c2, ht, th, jp, b, gs, gm, v_reset, delta, gx, dth, q.alpha, q.g_cur, q.g_in, q.rho,   \
         q.one_minus_rho, q.adapt, ak, di, da, gh, dc, rterm, m
@@ -510,32 +515,41 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
    family's backward has one without parameter gradients (the usual case for a layer whose
    parameters are fixed) that stores nothing for them, and so does the LIF's. */
 static int NAME(forward_lif)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_forward)(args, i0, i1, 0, 0);
+    return NAME(cell_forward)(args, i0, i1, 0, 0, 0);
 }
 static int NAME(backward_lif)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_backward)(args, i0, i1, 0, 0, 1);
+    return NAME(cell_backward)(args, i0, i1, 0, 0, 0, 1);
 }
 static int NAME(backward_lif_fixed)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_backward)(args, i0, i1, 0, 0, 0);
+    return NAME(cell_backward)(args, i0, i1, 0, 0, 0, 0);
 }
 #ifdef SNN_FAMILY
 static int NAME(forward_cuba)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_forward)(args, i0, i1, 1, 0);
+    return NAME(cell_forward)(args, i0, i1, 1, 0, 0);
+}
+static int NAME(forward_cuba_unit)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_forward)(args, i0, i1, 1, 0, 1);
 }
 static int NAME(forward_alif)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_forward)(args, i0, i1, 0, 1);
+    return NAME(cell_forward)(args, i0, i1, 0, 1, 0);
 }
 static int NAME(backward_cuba)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_backward)(args, i0, i1, 1, 0, 1);
+    return NAME(cell_backward)(args, i0, i1, 1, 0, 0, 1);
+}
+static int NAME(backward_cuba_unit)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_backward)(args, i0, i1, 1, 0, 1, 1);
 }
 static int NAME(backward_alif)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_backward)(args, i0, i1, 0, 1, 1);
+    return NAME(cell_backward)(args, i0, i1, 0, 1, 0, 1);
 }
 static int NAME(backward_cuba_fixed)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_backward)(args, i0, i1, 1, 0, 0);
+    return NAME(cell_backward)(args, i0, i1, 1, 0, 0, 0);
+}
+static int NAME(backward_cuba_unit_fixed)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_backward)(args, i0, i1, 1, 0, 1, 0);
 }
 static int NAME(backward_alif_fixed)(const void *args, int64_t i0, int64_t i1) {
-    return NAME(cell_backward)(args, i0, i1, 0, 1, 0);
+    return NAME(cell_backward)(args, i0, i1, 0, 1, 0, 0);
 }
 #endif
 
@@ -594,6 +608,20 @@ static int NAME(variant)(const void *const *state0) {
     return (state0[S_I] != NULL) + 2 * (state0[S_A] != NULL);
 }
 
+/* A NULL gain (g_in, g_cur) is 1. The CubaLIF (variant 1) with both NULL runs its variant without
+   them (unit: 1 returned); any other NULL gain the variant reads is pointed at a row of ones. */
+static int NAME(gains)(REAL rows[P_COUNT][TILE], const REAL **param, int variant) {
+    if (variant == 1 && !param[P_G_IN] && !param[P_G_CUR]) return 1;
+    const int used[2][2] = {{P_G_IN, variant != 0}, {P_G_CUR, variant == 1}};
+    for (int j = 0; j < 2; j++) {
+        const int k = used[j][0];
+        if (!used[j][1] || param[k]) continue;
+        for (int i = 0; i < TILE; i++) rows[k][i] = 1;
+        param[k] = rows[k];
+    }
+    return 0;
+}
+
 int NAME(family_forward)(const REAL *x, const REAL *const *state0, REAL *spikes,
                          REAL *membrane, REAL *const *starts, REAL *const *last,
                          const REAL *const *param, int64_t per_neuron, double v_rest,
@@ -611,10 +639,11 @@ int NAME(family_forward)(const REAL *x, const REAL *const *state0, REAL *spikes,
     REAL rows[P_COUNT][TILE];
     NAME(fill_rows)(rows, param, per_neuron, args.param);
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
-        NAME(forward_lif), NAME(forward_cuba), NAME(forward_alif)};
+        NAME(forward_lif), NAME(forward_cuba), NAME(forward_alif), NAME(forward_cuba_unit)};
     const int variant = NAME(variant)((const void *const *)state0);
     if (variant > 2) return -2;
-    struct job job = {ranges[variant], &args, n, step, parts, 0};
+    const int unit = NAME(gains)(rows, args.param, variant);
+    struct job job = {ranges[unit ? 3 : variant], &args, n, step, parts, 0};
     return run(&job);
 }
 
@@ -644,14 +673,16 @@ int NAME(family_backward)(const REAL *x, const REAL *const *state0, const REAL *
     REAL rows[P_COUNT][TILE];
     NAME(fill_rows)(rows, param, per_neuron, args.param);
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
-        NAME(backward_lif), NAME(backward_cuba), NAME(backward_alif)};
+        NAME(backward_lif), NAME(backward_cuba), NAME(backward_alif), NAME(backward_cuba_unit)};
     static int (*const fixed[])(const void *, int64_t, int64_t) = {
-        NAME(backward_lif_fixed), NAME(backward_cuba_fixed), NAME(backward_alif_fixed)};
+        NAME(backward_lif_fixed), NAME(backward_cuba_fixed), NAME(backward_alif_fixed),
+        NAME(backward_cuba_unit_fixed)};
     const int variant = NAME(variant)((const void *const *)state0);
     if (variant > 2) return -2;
+    const int unit = NAME(gains)(rows, args.param, variant);
     int grads = 0;
     for (int k = 0; k < P_COUNT; k++) grads |= grad_param[k] != NULL;
-    struct job job = {(grads ? ranges : fixed)[variant], &args, n, step, parts, 0};
+    struct job job = {(grads ? ranges : fixed)[unit ? 3 : variant], &args, n, step, parts, 0};
     return run(&job);
 }
 #endif /* SNN_FAMILY */
