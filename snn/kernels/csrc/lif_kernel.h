@@ -36,8 +36,8 @@
    not asked for. jump (= v_th - v_reset) serves the neurons without a threshold state;
    one_minus_rho is 1 - rho as the reference computes it. A NULL gain (g_in, g_cur) is 1 (see
    gains(): the CubaLIF without both runs a variant that skips their multiplications). Optional
-   arrays are NULL when absent. Without parameter gradients the backward keeps the current of the step it
-   recomputes in one row, not the chunk's rows that dL/dalpha and dL/dg_cur read. */
+   arrays are NULL when absent. Without parameter gradients the backward keeps the current of
+   the step it recomputes in one row, not the chunk's rows that dL/dalpha and dL/dg_cur read. */
 
 static inline REAL NAME(surrogate)(int kind, REAL c1, REAL c2, REAL u) {
     switch (kind) {
@@ -131,11 +131,12 @@ static inline struct NAME(tile) NAME(tile_at)(const REAL *const *param, int64_t 
 
 /* One forward step of neuron i: updates its potential *v (and current *cur, adaptation *ad),
    stores the pre-spike potential in *h, returns the spike. Each line rounds as the reference
-   step's operation does (snn/family_functional.py): products before sums. */
+   step's operation does (snn/family_functional.py): products before sums. `unit`: the gains are
+   1 (the CubaLIF's variant without them), so they are not read. */
 static inline __attribute__((always_inline)) REAL NAME(cell_step)(
     const int current, const int adaptive, const int unit, const struct NAME(tile) *q, int64_t i,
-    REAL x,
-    REAL *v, REAL *cur, REAL *ad, REAL v_rest, int has_rest, int reset, REAL v_reset, REAL *h) {
+    REAL x, REAL *v, REAL *cur, REAL *ad, REAL v_rest, int has_rest, int reset, REAL v_reset,
+    REAL *h) {
     REAL drive = x;
     if ((current || adaptive) && !unit) drive = q->g_in[i] * drive;
     if (current) {
