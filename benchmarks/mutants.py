@@ -112,7 +112,7 @@ MUTANTS = [
     Mutant(
         "native ALIF: the threshold's path to the spike gradient (1 - rho) dropped",
         "snn/kernels/csrc/lif_kernel.h",
-        "const REAL grad_s = adaptive ? gs[i] + omr[i] * da[i] : gs[i];",
+        "const REAL grad_s = adaptive ? FMA(omr[i], da[i], gs[i]) : gs[i];",
         "const REAL grad_s = gs[i];",
         FAMILY_NATIVE,
     ),
