@@ -133,7 +133,7 @@ MUTANTS = [
     Mutant(
         "native family: a lone gain of 1 pointed at a row never filled with ones",
         "snn/kernels/csrc/lif_kernel.h",
-        "        for (int i = 0; i < TILE; i++) rows[k][i] = 1;\n",
+        "    for (int i = 0; i < TILE; i++) rows[k][i] = 1;\n",
         "",
         FAMILY_NATIVE,
     ),
@@ -141,7 +141,7 @@ MUTANTS = [
         "native CubaLIF: without parameter gradients, the recomputed current never advanced",
         "snn/kernels/csrc/lif_kernel.h",
         "if (current) ck[grads ? TILE + i : i] = cur;",
-        "if (current) ck[TILE + i] = cur;",
+        "if (current && grads) ck[TILE + i] = cur;",
         FAMILY_NATIVE,
     ),
     Mutant(

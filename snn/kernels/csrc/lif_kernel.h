@@ -345,10 +345,12 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
     REAL *const *grad_param = p->grad_param;
     const size_t rows = (size_t)chunk * TILE * sizeof(REAL);
     /* per chunk step: the pre-spike potential h, and (for dL/dbeta) the potential before it;
-       the current and the adaptation before each step and after the last */
+       the current and the adaptation before each step and after the last (without grads, the
+       current only as it runs: one row) */
     REAL *pre = malloc(rows);
     REAL *before = grad_beta ? malloc(rows) : NULL;
-    REAL *cur_at = current ? malloc(rows + TILE * sizeof(REAL)) : NULL;
+    REAL *cur_at = current ? malloc(grads ? rows + TILE * sizeof(REAL) : TILE * sizeof(REAL))
+                           : NULL;
     REAL *ad_at = adaptive ? malloc(rows + TILE * sizeof(REAL)) : NULL;
     if (!pre || (grad_beta && !before) || (current && !cur_at) || (adaptive && !ad_at)) {
         free(pre);
@@ -609,17 +611,19 @@ static int NAME(variant)(const void *const *state0) {
     return (state0[S_I] != NULL) + 2 * (state0[S_A] != NULL);
 }
 
+/* Point a NULL parameter k at its row of rows, filled with ones. */
+static inline void NAME(ones)(REAL rows[P_COUNT][TILE], const REAL **param, int k) {
+    if (param[k]) return;
+    for (int i = 0; i < TILE; i++) rows[k][i] = 1;
+    param[k] = rows[k];
+}
+
 /* A NULL gain (g_in, g_cur) is 1. The CubaLIF (variant 1) with both NULL runs its variant without
    them (unit: 1 returned); any other NULL gain the variant reads is pointed at a row of ones. */
 static int NAME(gains)(REAL rows[P_COUNT][TILE], const REAL **param, int variant) {
     if (variant == 1 && !param[P_G_IN] && !param[P_G_CUR]) return 1;
-    const int used[2][2] = {{P_G_IN, variant != 0}, {P_G_CUR, variant == 1}};
-    for (int j = 0; j < 2; j++) {
-        const int k = used[j][0];
-        if (!used[j][1] || param[k]) continue;
-        for (int i = 0; i < TILE; i++) rows[k][i] = 1;
-        param[k] = rows[k];
-    }
+    if (variant != 0) NAME(ones)(rows, param, P_G_IN); /* the CubaLIF's and the ALIF's */
+    if (variant == 1) NAME(ones)(rows, param, P_G_CUR);
     return 0;
 }
 
