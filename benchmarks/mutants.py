@@ -48,15 +48,15 @@ MUTANTS = [
     Mutant(
         "native backward: every tile recomputed from the first tile's initial state",
         "snn/kernels/csrc/lif_kernel.h",
-        "NAME(start_at)(v, v0, a, m, v_rest);",
-        "NAME(start_at)(v, v0, i0, m, v_rest);",
+        "NAME(chunk_start)(v, v0, starts, c, n, a, m, v_rest);",
+        "NAME(chunk_start)(v, v0, starts, c, n, i0, m, v_rest);",
         KERNEL_TESTS,
     ),
     Mutant(
         "native: a start from rest at 0 instead of v_rest",
         "snn/kernels/csrc/lif_kernel.h",
-        "for (int64_t i = 0; i < m; i++) v[i] = v_rest;",
-        "for (int64_t i = 0; i < m; i++) v[i] = 0;",
+        "for (int64_t i = 0; i < m; i++) s[i] = rest;",
+        "for (int64_t i = 0; i < m; i++) s[i] = 0;",
         KERNEL_TESTS,
     ),
     Mutant(
@@ -145,6 +145,28 @@ MUTANTS = [
         FAMILY_NATIVE,
     ),
     Mutant(
+        "native ALIF: an adaptation from rest started at v_rest, not 0",
+        "snn/kernels/csrc/lif_kernel.h",
+        "if (adaptive) NAME(start_at)(ad, p->state0[S_A], a, m, 0);",
+        "if (adaptive) NAME(start_at)(ad, p->state0[S_A], a, m, v_rest);",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
+        "native CubaLIF: backward recomputes a current from rest from v_rest, not 0",
+        "snn/kernels/csrc/lif_kernel.h",
+        "if (current) NAME(chunk_start)(cur_at, p->state0[S_I], p->starts[S_I], c, n, a, m, 0);",
+        "if (current) NAME(chunk_start)(cur_at, p->state0[S_I], p->starts[S_I], c, n, a, m, "
+        "v_rest);",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
+        "native ALIF: a per-neuron 1 - rho computed in the kernel but read as a single value",
+        "snn/kernels/csrc/lif_kernel.h",
+        "    *per_neuron |= (int64_t)1 << P_ONE_MINUS_RHO;\n",
+        "",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
         "native CubaLIF: dL/di carried back without alpha",
         "snn/kernels/csrc/lif_kernel.h",
         "di[i] = alpha[i] * grad_c;",
@@ -169,8 +191,8 @@ MUTANTS = [
     Mutant(
         "native ALIF: 1 - rho computed from rho rounded to the input's type",
         "snn/kernels/family.py",
-        '"one_minus_rho": 1 - rho,',
-        '"one_minus_rho": 1 - _per_neuron(rho, v0),',
+        'given["one_minus_rho"] = 1 - rho',
+        'given["one_minus_rho"] = 1 - as_tensor_like(rho, x)',
         FAMILY_NATIVE,
     ),
     # --- the eager executor's chunks ---

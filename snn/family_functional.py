@@ -194,31 +194,42 @@ def cuba_lif_sequence(
     (:func:`snn.kernels.triton_family.cuba_lif_sequence`).
     """
     _check_sequence(x, backend)
-    state = _cuba_state(x, state, p)
+    if state is not None:
+        _check_state(state, x, "CubaLIFState")
     if backend == "reference" or torch.compiler.is_compiling():
+        state = _cuba_state(x, state, p)
         return CubaLIFSequence(*_reference(cuba_lif_step, x, state, p, record_membrane, "v"))
     if _runs_triton(x, backend, p.lif.surrogate):  # CUDA, or asked for
-        return _triton_cuba_lif(x, state, p, record_membrane)
+        return _triton_cuba_lif(x, _cuba_state(x, state, p), p, record_membrane)
     q = p.lif
     if native.unavailable_reason(x, q.surrogate, family=True) is None:
         config = FamilyConfig(
             q.v_rest, q.v_reset, q.reset, q.detach_reset, q.surrogate, record_membrane
         )
+        i0, v0 = (None, None) if state is None else state  # None: the kernel starts at rest
         spikes, v, i, _, membrane = native_family_sequence(
-            x, state.v, state.i, None, beta=q.beta, v_th=q.v_th, alpha=p.alpha,
+            x, v0, i0, None, neuron="cuba", beta=q.beta, v_th=q.v_th, alpha=p.alpha,
             current_gain=q.gain, input_gain=p.input_gain, rho=None, adapt=None, config=config,
         )  # fmt: skip
         return CubaLIFSequence(spikes, CubaLIFState(i, v), membrane if record_membrane else None)
+    state = _cuba_state(x, state, p)
     c = x if _is_one(p.input_gain) else p.input_gain * x
     currents = synaptic_current(c, state.i, p.alpha)
     out = lif_sequence(currents, state.v, p.lif, record_membrane=record_membrane)
     return CubaLIFSequence(out.spikes, CubaLIFState(currents[-1], out.state), out.membrane)
 
 
+def _alif_state(x: Tensor, state: ALIFState | None, p: ALIFParameters) -> ALIFState:
+    """``state`` (checked by the caller), or the resting state for one step of ``x``."""
+    if state is None:
+        return ALIFState(initial_state(x[0], p.lif), torch.zeros_like(x[0]))
+    return state
+
+
 def _cuba_state(x: Tensor, state: CubaLIFState | None, p: CubaLIFParameters) -> CubaLIFState:
+    """``state`` (checked by the caller), or the resting state for one step of ``x``."""
     if state is None:
         return CubaLIFState(torch.zeros_like(x[0]), initial_state(x[0], p.lif))
-    _check_state(state, x, "CubaLIFState")
     return state
 
 
@@ -316,32 +327,34 @@ def alif_sequence(
     CUDA (:func:`snn.kernels.triton_family.alif_sequence`), with the threshold state on; else the
     family's fused node in PyTorch operations (:func:`snn.kernels.family.fused_family_sequence`)."""
     _check_sequence(x, backend)
-    if state is None:
-        state = ALIFState(initial_state(x[0], p.lif), torch.zeros_like(x[0]))
-    else:
+    if state is not None:
         _check_state(state, x, "ALIFState")
     if backend == "reference" or torch.compiler.is_compiling():
+        state = _alif_state(x, state, p)
         return ALIFSequence(*_reference(alif_step, x, state, p, record_membrane, "v"))
-    if _runs_triton(x, backend, p.lif.surrogate):  # CUDA, or asked for
+    q = p.lif
+    if _runs_triton(x, backend, q.surrogate):  # CUDA, or asked for
         from snn.kernels import triton_family
 
-        q = p.lif
+        state = _alif_state(x, state, p)
         spikes, v, a, membrane = triton_family.alif_sequence(
             x if _is_one(q.gain) else q.gain * x, state.v, state.a, q.beta, q.v_th, p.rho,
             p.adapt, q.v_rest, q.v_reset, q.reset, q.detach_reset, q.surrogate, record_membrane,
         )  # fmt: skip
         return ALIFSequence(spikes, ALIFState(v, a), membrane if record_membrane else None)
-    q = p.lif
     if native.unavailable_reason(x, q.surrogate, family=True) is None:
         config = FamilyConfig(
             q.v_rest, q.v_reset, q.reset, q.detach_reset, q.surrogate, record_membrane
         )
+        v0, a0 = (None, None) if state is None else state  # None: the kernel starts at rest
         spikes, v, _, a, membrane = native_family_sequence(
-            x, state.v, None, state.a, beta=q.beta, v_th=q.v_th, alpha=None, current_gain=1.0,
-            input_gain=q.gain, rho=p.rho, adapt=p.adapt, config=config,
+            x, v0, None, a0, neuron="alif", beta=q.beta, v_th=q.v_th, alpha=None,
+            current_gain=1.0, input_gain=q.gain, rho=p.rho, adapt=p.adapt, config=config,
         )  # fmt: skip
     else:
-        spikes, v, _, a, membrane = _fused(x, state, None, p, None, record_membrane)
+        spikes, v, _, a, membrane = _fused(
+            x, _alif_state(x, state, p), None, p, None, record_membrane
+        )
     return ALIFSequence(spikes, ALIFState(v, a), membrane if record_membrane else None)
 
 

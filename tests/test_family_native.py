@@ -77,7 +77,9 @@ def make_case(kind, reset, dtype, per_neuron=True, seed=5):
     else:
         ranges |= {"rho": (0.8, 0.98), "adapt": (0.5, 2.0)}
         state = [uniform(-0.2, 0.6, B, N), uniform(0.0, 0.3, B, N)]
-    if per_neuron:
+    if per_neuron == "0-d":  # tensors of one value: the kernel repeats each into a row
+        p = {k: torch.tensor((lo + hi) / 2, dtype=dtype) for k, (lo, hi) in ranges.items()}
+    elif per_neuron:
         p = {k: uniform(lo, hi, N) for k, (lo, hi) in ranges.items()}
     else:  # numbers: the kernel must round them as torch rounds a scalar operand
         p = {k: (lo + hi) / 2 for k, (lo, hi) in ranges.items()}
@@ -172,12 +174,15 @@ def test_every_surrogate(kind, surrogate):
         assert_close(grads, want_grads, surrogate)
 
 
-@pytest.mark.parametrize("per_neuron", [True, False], ids=["per-neuron", "numbers"])
+@pytest.mark.parametrize(
+    "per_neuron", [True, False, "0-d"], ids=["per-neuron", "numbers", "0-d tensors"]
+)
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("kind", ["cuba", "alif"])
 def test_float32_bitwise(kind, reset, per_neuron):
     """Spikes, the membrane and the final states: a product fused into a sum, or a number
-    rounded otherwise than torch rounds it (1 - rho in double, say), shows there."""
+    rounded otherwise than torch rounds it (1 - rho in double, say), shows there; with 0-dim
+    tensors, the rows the kernel fills with their values (1 - rho its own)."""
     x, state, p, _ = make_case(kind, reset, torch.float32, per_neuron)
     want = loop(kind, x, state, p, reset, False, "atan")
     assert_rate(want[0])
@@ -257,3 +262,42 @@ def test_without_a_recorded_membrane_and_scalar_tensors():
         loss = (spikes * weights[0]).sum() + (final[1] * weights[3]).sum()
         results.append(torch.autograd.grad(loss, [xs, *ss, *ps.values()]))
     assert_close(results[1], results[0], "0-dim parameters")
+
+
+@pytest.mark.parametrize("kind", ["cuba", "alif"])
+def test_from_rest_without_a_state(kind):
+    """``state=None``: the kernel starts every neuron at rest itself (v_rest, no current, no
+    adaptation), as the loop does from those states given as tensors: outputs bit for bit,
+    gradients to 1e-10; and a given state that needs no gradient gets none."""
+    x, state, p, weights = make_case(kind, "subtract", torch.float64)
+    rest = [torch.full((B, N), V_REST, dtype=torch.float64), torch.zeros(B, N, dtype=torch.float64)]
+    if kind == "cuba":
+        rest.reverse()  # CubaLIFState is (i, v)
+    xs, _, ps = leaves(x, state, p)
+    want_out = loop(kind, xs, rest, ps, "subtract", False, "atan")
+    assert_rate(want_out[0])
+    inputs = [xs, *[t for t in ps.values() if isinstance(t, torch.Tensor)]]
+    want = torch.autograd.grad(loss_of(*want_out, weights), inputs)
+    torch.set_num_threads(2)
+    xs, _, ps = leaves(x, state, p)
+    inputs = [xs, *[t for t in ps.values() if isinstance(t, torch.Tensor)]]
+    lif = LIFParameters(
+        beta=ps["beta"], v_th=ps["v_th"], v_rest=V_REST, v_reset=V_RESET, gain=ps["gain"],
+        reset="subtract", surrogate="atan",
+    )  # fmt: skip
+    calls = len(KERNEL_CALLS)
+    for given in (None, rest):  # from rest; then the same state given, needing no gradient
+        if kind == "cuba":
+            params = CubaLIFParameters(alpha=ps["alpha"], lif=lif, input_gain=ps["g_in"])
+            out = cuba_lif_sequence(x=xs, state=given and CubaLIFState(*given), p=params,
+                                    record_membrane=True)  # fmt: skip
+        else:
+            params = ALIFParameters(lif=lif, rho=ps["rho"], adapt=ps["adapt"])
+            out = alif_sequence(x=xs, state=given and ALIFState(*given), p=params,
+                                record_membrane=True)  # fmt: skip
+        got_out = (out.spikes, out.membrane, tuple(out.state))
+        assert torch.equal(got_out[0], want_out[0]) and torch.equal(got_out[1], want_out[1])
+        assert all(torch.equal(a, b) for a, b in zip(got_out[2], want_out[2], strict=True))
+        got = torch.autograd.grad(loss_of(*got_out, weights), inputs)
+        assert_close(got, want, f"{kind} from rest (state given: {given is not None})")
+    assert len(KERNEL_CALLS) == calls + 2, "this did not run the native kernel"

@@ -537,33 +537,39 @@ def fused_family_sequence(
 
 class _NativeFamily(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, v0, i0, a0, beta, v_th, alpha, g_cur, g_in, rho, adapt, cfg, chunk):
-        current, adaptive = i0 is not None, a0 is not None
+    def forward(ctx, x, v0, i0, a0, beta, v_th, alpha, g_cur, g_in, rho, adapt, neuron, cfg, chunk):
+        current, adaptive = neuron == "cuba", neuron == "alif"
         # a gain of exactly 1 (a number, so never learned) is left out: the CubaLIF without
         # either runs the kernel's variant that skips their multiplications
         given = {"beta": beta, "v_th": v_th} | ({} if _is_one(g_in) else {"g_in": g_in})
         if current:
             given |= {"alpha": alpha} | ({} if _is_one(g_cur) else {"g_cur": g_cur})
-        if adaptive:  # 1 - rho as the reference step computes it (a number: in double)
-            given |= {"rho": rho, "one_minus_rho": 1 - rho, "adapt": adapt}
+        if adaptive:  # 1 - rho as the reference step computes it: a number's here, in double;
+            # a tensor's in the kernel, in its dtype (one torch op fewer per call)
+            given |= {"rho": rho, "adapt": adapt}
+            if not isinstance(rho, Tensor):
+                given["one_minus_rho"] = 1 - rho
         else:  # likewise v_th - v_reset
             given["jump"] = v_th - cfg.v_reset
-        v0 = v0.contiguous()
         # not expanded: the kernel repeats a single value itself, and expands per-neuron ones
-        params = {k: as_tensor_like(t, v0) for k, t in given.items()}
+        params = {k: as_tensor_like(t, x) for k, t in given.items()}
+        # None: at rest, where the kernel starts by itself
         state0 = tuple(None if s is None else s.contiguous() for s in (v0, i0, a0))
         bounds = -(-x.shape[0] // chunk)
-        starts = tuple(None if s is None else v0.new_empty((bounds - 1, *v0.shape)) for s in state0)
+        starts = tuple(
+            x.new_empty((bounds - 1, *x.shape[1:])) if on else None
+            for on in (True, current, adaptive)
+        )
         spikes = torch.empty_like(x)
         membrane = torch.empty_like(x) if cfg.record_membrane else x.new_empty(0)
         v_last, i_last, a_last = native.family_forward(
-            x, state0, params, cfg.v_rest, cfg.v_reset, cfg.reset, spikes,
+            x, neuron, state0, params, cfg.v_rest, cfg.v_reset, cfg.reset, spikes,
             membrane if cfg.record_membrane else None, starts, chunk,
         )  # fmt: skip
         ctx.save_for_backward(x, *state0, *starts, *[params.get(k) for k in native.PARAMETERS])
         ctx.shapes = [t.shape if isinstance(t, Tensor) else None
                       for t in (beta, v_th, alpha, g_cur, g_in, rho, adapt)]  # fmt: skip
-        ctx.cfg, ctx.chunk = cfg, chunk
+        ctx.neuron, ctx.cfg, ctx.chunk = neuron, cfg, chunk
         ctx.set_materialize_grads(False)
         if not cfg.record_membrane:
             ctx.mark_non_differentiable(membrane)
@@ -579,10 +585,12 @@ class _NativeFamily(torch.autograd.Function):
         cfg, needs = ctx.cfg, ctx.needs_input_grad
         names = ("beta", "v_th", "alpha", "g_cur", "g_in", "rho", "adapt")
         need = {k for k, on in zip(names, needs[4:11], strict=True) if on and k in params}
+        need |= {k for k, on in zip(native.STATES, needs[1:4], strict=True) if on}
+        current, adaptive = ctx.neuron == "cuba", ctx.neuron == "alif"
         grad_x, grad_state0, grads = native.family_backward(
-            x, (v0, i0, a0), tuple(starts), grad_spikes,
+            x, ctx.neuron, (v0, i0, a0), tuple(starts), grad_spikes,
             grad_membrane if cfg.record_membrane else None,
-            (grad_v, grad_i if i0 is not None else None, grad_a if a0 is not None else None),
+            (grad_v, grad_i if current else None, grad_a if adaptive else None),
             params, need, cfg.v_rest, cfg.v_reset, cfg.reset, cfg.detach_reset, cfg.surrogate,
             ctx.chunk,
         )  # fmt: skip
@@ -590,16 +598,16 @@ class _NativeFamily(torch.autograd.Function):
             grads[k].sum_to_size(shape) if k in grads else None
             for k, shape in zip(names, ctx.shapes, strict=True)
         ]
-        grad_state0 = [g if on else None for g, on in zip(grad_state0, needs[1:4], strict=True)]
-        return grad_x, *grad_state0, *grad_params, None, None
+        return grad_x, *grad_state0, *grad_params, None, None, None
 
 
 def native_family_sequence(
     x: Tensor,
-    v0: Tensor,
+    v0: Tensor | None,
     i0: Tensor | None,
     a0: Tensor | None,
     *,
+    neuron: str,
     beta: Tensor | float,
     v_th: Tensor | float,
     alpha: Tensor | float | None,
@@ -610,17 +618,23 @@ def native_family_sequence(
     config: FamilyConfig,
     chunk: int | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """:func:`fused_family_sequence` without a recurrent weight, on the native C kernel: the
-    CubaLIF (``i0`` given) or the ALIF (``a0`` given), one of the two. Same returns; the caller
-    checks :func:`snn.kernels.native.unavailable_reason` (``family=True``) first. ``chunk``:
-    steps between saved states (default ``NATIVE_CHUNK_STEPS``, the LIF kernel's)."""
-    if (i0 is None) == (a0 is None):
+    """:func:`fused_family_sequence` without a recurrent weight, on the native C kernel:
+    ``neuron`` is ``"cuba"`` (the CubaLIF: the current state on) or ``"alif"`` (the ALIF: the
+    threshold state on). A state that is ``None`` starts at rest (``v_rest``, no current, no
+    adaptation), without a tensor made for it; the neuron's other state must be ``None``. Same
+    returns; the caller checks :func:`snn.kernels.native.unavailable_reason` (``family=True``)
+    first. ``chunk``: steps between saved states (default ``NATIVE_CHUNK_STEPS``, the LIF
+    kernel's)."""
+    if neuron not in ("cuba", "alif"):
         raise ValueError(
-            "the native family kernel runs a current state (i0) or a threshold state (a0): "
-            "give exactly one (a plain LIF runs snn.functional.lif_sequence)"
+            f"the native family kernel runs neuron='cuba' or 'alif', got {neuron!r} (a plain LIF "
+            "runs snn.functional.lif_sequence)"
         )
+    if (i0 if neuron == "alif" else a0) is not None:
+        lacks = "a current state (i0)" if neuron == "alif" else "a threshold state (a0)"
+        raise ValueError(f"neuron={neuron!r} has no {lacks}: pass None")
     chunk = min(NATIVE_CHUNK_STEPS if chunk is None else chunk, x.shape[0])
     return _NativeFamily.apply(
         x.contiguous(), v0, i0, a0, beta, v_th, alpha, current_gain, input_gain, rho, adapt,
-        config, chunk,
+        neuron, config, chunk,
     )  # fmt: skip

@@ -56,10 +56,12 @@ _SOURCES = ("lif.c", "lif_kernel.h")
 _FLAGS = [
     "-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-pthread",
 ]  # fmt: skip
-_ABI = 5
+_ABI = 6
 # the family kernel's parameters and states, in the order of lif.c's P_* and S_* indices
 PARAMETERS = ("beta", "v_th", "jump", "alpha", "g_cur", "g_in", "rho", "one_minus_rho", "adapt")
 STATES = ("v", "i", "a")
+# the family kernel's variants: the neuron with a current state, and the one with a threshold state
+_VARIANTS = {"cuba": 1, "alif": 2}
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 # the smallest neuron range worth a thread of its own
@@ -180,11 +182,11 @@ def _build(family: bool = False) -> ctypes.CDLL:
             continue
         # the family's: arrays of pointers (states, parameters) are passed by address
         fn = getattr(lib, f"family_forward_{suffix}")
-        fn.argtypes = [*[ptr] * 7, i64, dbl, dbl, i32, i64, i64, i64, i32, i64]
+        fn.argtypes = [ptr, i32, *[ptr] * 6, i64, dbl, dbl, i32, i64, i64, i64, i32, i64]
         fn.restype = ctypes.c_int
         fn = getattr(lib, f"family_backward_{suffix}")
-        fn.argtypes = [*[ptr] * 3, *grad, *grad, *[ptr] * 5, i64, dbl, dbl, *[i32] * 3, dbl, dbl]
-        fn.argtypes += [i64, i64, i64, i32, i64]
+        fn.argtypes = [ptr, i32, ptr, ptr, *grad, *grad, *[ptr] * 5, i64, dbl, dbl, *[i32] * 3]
+        fn.argtypes += [dbl, dbl, i64, i64, i64, i32, i64]
         fn.restype = ctypes.c_int
     lib.snn_lif_use_openmp.argtypes = [ptr, ptr, ptr]
     entry_points = _openmp_entry_points()
@@ -355,7 +357,7 @@ def _call(name: str, dtype: torch.dtype, n: int, *args) -> None:
         return
     status = fn(*c_args, *_split(n))
     if status == -2:
-        raise ValueError("snn's native kernel runs a current state or a threshold state, not both")
+        raise ValueError(f"snn's native family kernel runs the variants {tuple(_VARIANTS)} only")
     if status:  # -1: malloc failed (the lif_forward kernels return nothing)
         raise MemoryError("snn's native LIF kernel could not allocate its chunk buffers")
 
@@ -539,6 +541,7 @@ class _Pointers:
 
 def family_forward(
     x: Tensor,
+    neuron: str,
     state0: tuple[Tensor | None, ...],
     params: dict[str, Tensor],
     v_rest: float,
@@ -549,28 +552,32 @@ def family_forward(
     starts: tuple[Tensor | None, ...],
     chunk: int,
 ) -> tuple[Tensor | None, ...]:
-    """The family neuron's forward time loop (see :mod:`snn.kernels.family`): ``state0`` is
-    ``(v0, i0, a0)`` with ``None`` for a state the neuron lacks, ``params`` maps
-    :data:`PARAMETERS` names to tensors of one value or one per neuron, broadcastable to ``v0``
-    (absent: the part is off),
-    ``starts`` the states at the start of chunks 1, 2, ... Writes ``spikes``, ``membrane`` (or
-    ``None``) and ``starts``; returns the last states, ``None`` where a state is off."""
-    v0 = state0[0]
-    n, steps = v0.numel(), x.shape[0]
+    """The family neuron's forward time loop (see :mod:`snn.kernels.family`): ``neuron`` is
+    ``"cuba"`` (the current state on) or ``"alif"`` (the threshold state on); ``state0`` is
+    ``(v0, i0, a0)``, ``None`` for a state at rest (``v_rest``; 0 for the current and the
+    adaptation) and for one the neuron lacks; ``params`` maps :data:`PARAMETERS` names to
+    tensors of one value or one per neuron, broadcastable to a step of ``x`` (absent: the part
+    is off); ``starts`` the states at the start of chunks 1, 2, ... (``None`` where a state is
+    off). Writes ``spikes``, ``membrane`` (or ``None``) and ``starts``; returns the last states,
+    ``None`` where a state is off."""
+    variant, shape = _variant(neuron), x.shape[1:]
+    n, steps = shape.numel(), x.shape[0]
     _expect_size(steps * n, x=x, spikes=spikes, membrane=membrane)
-    last = tuple(None if s is None else torch.empty_like(v0) for s in state0)
+    on = (True, variant == 1, variant == 2)
+    last = tuple(x.new_empty(shape) if state_on else None for state_on in on)
     starts_numel = (-(-steps // chunk) - 1) * n
     _call(
-        "family_forward", x.dtype, n, x, _Pointers(list(state0), n, "state0"), spikes, membrane,
-        _Pointers(list(starts), starts_numel, "starts"), _Pointers(list(last), n, "last"),
-        *_family_parameters(params, v0), float(v_rest), float(v_reset), _RESETS[reset], steps,
-        n, chunk,
+        "family_forward", x.dtype, n, x, variant, _Pointers(list(state0), n, "state0"), spikes,
+        membrane, _Pointers(list(starts), starts_numel, "starts"), _Pointers(list(last), n, "last"),
+        *_family_parameters(params, shape, x.dtype), float(v_rest), float(v_reset),
+        _RESETS[reset], steps, n, chunk,
     )  # fmt: skip
     return last
 
 
 def family_backward(
     x: Tensor,
+    neuron: str,
     state0: tuple[Tensor | None, ...],
     starts: tuple[Tensor | None, ...],
     grad_spikes: Tensor | None,
@@ -586,9 +593,10 @@ def family_backward(
     chunk: int,
 ) -> tuple[Tensor, tuple[Tensor | None, ...], dict[str, Tensor]]:
     """Reverse :func:`family_forward`: ``(dL/dx, dL/d(v0, i0, a0), {name: dL/dparameter})``,
-    the parameters' gradients per neuron (summed over time) for the names in ``need``."""
-    v0 = state0[0]
-    n, steps = v0.numel(), x.shape[0]
+    for the :data:`STATES` and :data:`PARAMETERS` named in ``need`` (``None`` for a state not
+    named), the parameters' gradients per neuron (summed over time)."""
+    variant, shape = _variant(neuron), x.shape[1:]
+    n, steps = shape.numel(), x.shape[0]
     _expect_size(steps * n, x=x)
     grad_spikes, grad_membrane = (
         _Gradient.of(g, x, name)
@@ -596,24 +604,32 @@ def family_backward(
     )
     grad_last = [None if g is None else g.contiguous() for g in grad_last]
     grad_x = torch.empty_like(x)
-    grad_state0 = tuple(None if s is None else torch.empty_like(v0) for s in state0)
-    grads = {k: torch.empty_like(v0) for k in PARAMETERS if k in need}
+    grad_state0 = tuple(x.new_empty(shape) if name in need else None for name in STATES)
+    grads = {k: x.new_empty(shape) for k in PARAMETERS if k in need}
     code, c1, c2 = _surrogate_code(surrogate)
     starts_numel = (-(-steps // chunk) - 1) * n
     _call(
-        "family_backward", x.dtype, n, x, _Pointers(list(state0), n, "state0"),
+        "family_backward", x.dtype, n, x, variant, _Pointers(list(state0), n, "state0"),
         _Pointers(list(starts), starts_numel, "starts"), grad_spikes, grad_membrane,
         _Pointers(grad_last, n, "grad_last"), grad_x, _Pointers(list(grad_state0), n, "grads"),
         _Pointers([grads.get(k) for k in PARAMETERS], n, "grads"),
-        *_family_parameters(params, v0), float(v_rest), float(v_reset), _RESETS[reset],
-        int(detach_reset), code, float(c1), float(c2), steps, n, chunk,
+        *_family_parameters(params, shape, x.dtype), float(v_rest), float(v_reset),
+        _RESETS[reset], int(detach_reset), code, float(c1), float(c2), steps, n, chunk,
     )  # fmt: skip
     return grad_x, grad_state0, grads
 
 
-def _family_parameters(params: dict[str, Tensor], v0: Tensor) -> tuple[_Pointers, int]:
+def _variant(neuron: str) -> int:
+    if neuron not in _VARIANTS:
+        raise ValueError(f"the native family kernel runs {tuple(_VARIANTS)}, got {neuron!r}")
+    return _VARIANTS[neuron]
+
+
+def _family_parameters(
+    params: dict[str, Tensor], shape: torch.Size, dtype: torch.dtype
+) -> tuple[_Pointers, int]:
     """The family kernel's parameter arguments: the array of them, and the mask."""
-    n = v0.numel()
-    values, per_neuron = _parameters(tuple(params.get(k) for k in PARAMETERS), v0.shape, v0.dtype)
+    n = shape.numel()
+    values, per_neuron = _parameters(tuple(params.get(k) for k in PARAMETERS), shape, dtype)
     sizes = [n if per_neuron >> k & 1 else 1 for k in range(len(values))]
     return _Pointers(values, sizes, "params"), per_neuron

@@ -36,7 +36,7 @@ enum { S_V, S_I, S_A, S_COUNT };
 #endif
 
 /* The ABI version the Python loader checks, bumped with any change of a signature below. */
-int snn_lif_abi(void) { return 5; }
+int snn_lif_abi(void) { return 6; }
 
 /* ---------------------------------------------------------------------------------------------
    Running neuron ranges side by side. Neurons are independent, so a kernel's work over [0, n) is

@@ -32,9 +32,10 @@
    (param[P_*], see lif.c) is [n] where bit P_* of `per_neuron` is set, else a single value: the
    entry point repeats it into a row of TILE (fill_rows), which every tile reads and which
    stays in L1, instead of an [n] expansion that would double the traffic of the states. A NULL
-   initial potential (state0[S_V]) is the resting one, v_rest, and a NULL grad_state0[S_V] is
-   not asked for. jump (= v_th - v_reset) serves the neurons without a threshold state;
-   one_minus_rho is 1 - rho as the reference computes it. A NULL gain (g_in, g_cur) is 1 (see
+   initial state (state0[S_*]) is the resting one (v_rest; 0 for the current and the
+   adaptation), and a NULL grad_state0[S_*] is not asked for. jump (= v_th - v_reset) serves
+   the neurons without a threshold state; one_minus_rho is 1 - rho as the reference computes
+   it (NULL: 1 - rho rounded to REAL, see one_minus_rho()). A NULL gain (g_in, g_cur) is 1 (see
    gains(): the CubaLIF without both runs a variant that skips their multiplications). Optional
    arrays are NULL when absent. Without parameter gradients the backward keeps the current of
    the step it recomputes in one row, not the chunk's rows that dL/dalpha and dL/dg_cur read. */
@@ -104,13 +105,22 @@ static inline void NAME(fill_rows)(REAL rows[P_COUNT][TILE], const REAL *const *
     }
 }
 
-/* A tile's starting potentials: from v0, or v_rest where there is none. */
-static inline void NAME(start_at)(REAL *v, const REAL *v0, int64_t a, int64_t m, REAL v_rest) {
-    if (v0) {
-        memcpy(v, v0 + a, m * sizeof(REAL));
+/* A tile's starting state: from s0, or `rest` where there is none. */
+static inline void NAME(start_at)(REAL *s, const REAL *s0, int64_t a, int64_t m, REAL rest) {
+    if (s0) {
+        memcpy(s, s0 + a, m * sizeof(REAL));
     } else {
-        for (int64_t i = 0; i < m; i++) v[i] = v_rest;
+        for (int64_t i = 0; i < m; i++) s[i] = rest;
     }
+}
+
+/* A tile's state at the start of chunk c: the initial one (start_at) or the one saved there. */
+static inline void NAME(chunk_start)(REAL *s, const REAL *s0, const REAL *starts, int64_t c,
+                                     int64_t n, int64_t a, int64_t m, REAL rest) {
+    if (c == 0)
+        NAME(start_at)(s, s0, a, m, rest);
+    else
+        memcpy(s, starts + (c - 1) * n + a, m * sizeof(REAL));
 }
 
 /* A tile's parameters: each points at the tile's first neuron, NULL where absent. */
@@ -193,8 +203,8 @@ static inline __attribute__((always_inline)) int NAME(cell_forward)(
         const size_t row = m * sizeof(REAL);
         const struct NAME(tile) q = NAME(tile_at)(p->param, p->per_neuron, a);
         NAME(start_at)(v, p->state0[S_V], a, m, v_rest);
-        if (current) memcpy(cur, p->state0[S_I] + a, row);
-        if (adaptive) memcpy(ad, p->state0[S_A] + a, row);
+        if (current) NAME(start_at)(cur, p->state0[S_I], a, m, 0);
+        if (adaptive) NAME(start_at)(ad, p->state0[S_A], a, m, 0);
         for (int64_t t = 0; t < steps; t++) {
             if (t > 0 && t % chunk == 0) {
                 memcpy(starts + (t / chunk - 1) * n + a, v, row);
@@ -393,16 +403,9 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
             for (int64_t i = 0; i < m; i++) acc_g_in[i] = 0;
         for (int64_t c = chunks - 1; c >= 0; c--) {
             const int64_t t0 = c * chunk, t1 = (t0 + chunk < steps) ? t0 + chunk : steps;
-            if (c == 0)
-                NAME(start_at)(v, v0, a, m, v_rest);
-            else
-                memcpy(v, starts + (c - 1) * n + a, row);
-            if (current)
-                memcpy(cur_at, c == 0 ? p->state0[S_I] + a : p->starts[S_I] + (c - 1) * n + a,
-                       row);
-            if (adaptive)
-                memcpy(ad_at, c == 0 ? p->state0[S_A] + a : p->starts[S_A] + (c - 1) * n + a,
-                       row);
+            NAME(chunk_start)(v, v0, starts, c, n, a, m, v_rest);
+            if (current) NAME(chunk_start)(cur_at, p->state0[S_I], p->starts[S_I], c, n, a, m, 0);
+            if (adaptive) NAME(chunk_start)(ad_at, p->state0[S_A], p->starts[S_A], c, n, a, m, 0);
             for (int64_t t = t0; t < t1; t++) { /* recompute h exactly as the forward did */
                 const int64_t k = t - t0;
                 REAL *ht = pre + k * TILE;
@@ -492,12 +495,12 @@ static inline __attribute__((always_inline)) int NAME(cell_backward)(
     if (grad_param[k])                                                                         \
         for (int64_t i = 0; i < m; i++) grad_param[k][a + i] = (REAL)acc[i];
         if (current) {
-            memcpy(p->grad_state0[S_I] + a, di, row);
+            if (p->grad_state0[S_I]) memcpy(p->grad_state0[S_I] + a, di, row);
             STORE(P_ALPHA, acc_alpha)
             STORE(P_G_CUR, acc_g_cur)
         }
         if (adaptive) {
-            memcpy(p->grad_state0[S_A] + a, da, row);
+            if (p->grad_state0[S_A]) memcpy(p->grad_state0[S_A] + a, da, row);
             STORE(P_RHO, acc_rho)
             STORE(P_ADAPT, acc_adapt)
         }
@@ -602,14 +605,10 @@ int NAME(lif_backward)(const REAL *x, const REAL *v0, const REAL *starts, const 
 
 #ifdef SNN_FAMILY
 /* The family's entry points (built with SNN_FAMILY defined, as a library of their own: the
-   variants take several times the LIF's compile time): state0, starts and last are [S_COUNT]
-   arrays (the potential, the
-   current, the adaptation: NULL where the neuron has no such state), param is [P_COUNT]. A
-   neuron has a current state (CubaLIF), a threshold state (ALIF), or neither (the LIF: then the
-   caller has applied the input gain); both at once is refused (-2). */
-static int NAME(variant)(const void *const *state0) {
-    return (state0[S_I] != NULL) + 2 * (state0[S_A] != NULL);
-}
+   variants take several times the LIF's compile time): `variant` is 1 for a current state
+   (CubaLIF), 2 for a threshold state (ALIF); anything else is refused (-2). state0, starts and
+   last are [S_COUNT] arrays (the potential, the current, the adaptation: NULL where the neuron
+   has no such state, and in state0 for a state at rest), param is [P_COUNT]. */
 
 /* Point a NULL parameter k at its row of rows, filled with ones. */
 static inline void NAME(ones)(REAL rows[P_COUNT][TILE], const REAL **param, int k) {
@@ -622,12 +621,32 @@ static inline void NAME(ones)(REAL rows[P_COUNT][TILE], const REAL **param, int 
    them (unit: 1 returned); any other NULL gain the variant reads is pointed at a row of ones. */
 static int NAME(gains)(REAL rows[P_COUNT][TILE], const REAL **param, int variant) {
     if (variant == 1 && !param[P_G_IN] && !param[P_G_CUR]) return 1;
-    if (variant != 0) NAME(ones)(rows, param, P_G_IN); /* the CubaLIF's and the ALIF's */
+    NAME(ones)(rows, param, P_G_IN);
     if (variant == 1) NAME(ones)(rows, param, P_G_CUR);
     return 0;
 }
 
-int NAME(family_forward)(const REAL *x, const REAL *const *state0, REAL *spikes,
+/* The ALIF's 1 - rho where the caller passed none (for a rho that is a tensor: 1 - rho rounded
+   to REAL, as torch rounds it): into its row, or for a per-neuron rho into an [n] array that
+   *owned points at, for the caller to free. Returns -1 if out of memory. */
+static int NAME(one_minus_rho)(REAL rows[P_COUNT][TILE], const REAL **param,
+                               int64_t *per_neuron, int64_t n, REAL **owned) {
+    *owned = NULL;
+    if (param[P_ONE_MINUS_RHO] || !param[P_RHO]) return 0;
+    if (!((*per_neuron >> P_RHO) & 1)) {
+        for (int i = 0; i < TILE; i++) rows[P_ONE_MINUS_RHO][i] = 1 - param[P_RHO][0];
+        param[P_ONE_MINUS_RHO] = rows[P_ONE_MINUS_RHO];
+        return 0;
+    }
+    REAL *omr = malloc((n > 0 ? n : 1) * sizeof(REAL));
+    if (!omr) return -1;
+    for (int64_t i = 0; i < n; i++) omr[i] = 1 - param[P_RHO][i];
+    param[P_ONE_MINUS_RHO] = *owned = omr;
+    *per_neuron |= (int64_t)1 << P_ONE_MINUS_RHO;
+    return 0;
+}
+
+int NAME(family_forward)(const REAL *x, int variant, const REAL *const *state0, REAL *spikes,
                          REAL *membrane, REAL *const *starts, REAL *const *last,
                          const REAL *const *param, int64_t per_neuron, double v_rest,
                          double v_reset, int reset, int64_t steps, int64_t n, int64_t chunk,
@@ -645,17 +664,21 @@ int NAME(family_forward)(const REAL *x, const REAL *const *state0, REAL *spikes,
     NAME(fill_rows)(rows, param, per_neuron, args.param);
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
         NAME(forward_lif), NAME(forward_cuba), NAME(forward_alif), NAME(forward_cuba_unit)};
-    const int variant = NAME(variant)((const void *const *)state0);
-    if (variant > 2) return -2;
+    if (variant != 1 && variant != 2) return -2;
     const int unit = NAME(gains)(rows, args.param, variant);
+    REAL *owned;
+    if (NAME(one_minus_rho)(rows, args.param, &args.per_neuron, n, &owned)) return -1;
     struct job job = {ranges[unit ? 3 : variant], &args, n, step, parts, 0};
-    return run(&job);
+    const int status = run(&job);
+    free(owned);
+    return status;
 }
 
 /* grad_last: dL/d(the last states), each NULL when none flows in; grad_state0: where dL/d(the
    initial states) go; grad_param: where each parameter's gradient (per neuron, summed over
-   time) goes, NULL when not needed. Returns 0, -1 if out of memory, -2 for both states. */
-int NAME(family_backward)(const REAL *x, const REAL *const *state0, const REAL *const *starts,
+   time) goes, NULL when not needed. Returns 0, -1 if out of memory, -2 for another variant. */
+int NAME(family_backward)(const REAL *x, int variant, const REAL *const *state0,
+                          const REAL *const *starts,
                           const REAL *gs_data, int64_t gs_step, const int64_t *gs_offsets,
                           const REAL *gm_data, int64_t gm_step, const int64_t *gm_offsets,
                           const REAL *const *grad_last, REAL *grad_x, REAL *const *grad_state0,
@@ -682,12 +705,15 @@ int NAME(family_backward)(const REAL *x, const REAL *const *state0, const REAL *
     static int (*const fixed[])(const void *, int64_t, int64_t) = {
         NAME(backward_lif_fixed), NAME(backward_cuba_fixed), NAME(backward_alif_fixed),
         NAME(backward_cuba_unit_fixed)};
-    const int variant = NAME(variant)((const void *const *)state0);
-    if (variant > 2) return -2;
+    if (variant != 1 && variant != 2) return -2;
     const int unit = NAME(gains)(rows, args.param, variant);
+    REAL *owned;
+    if (NAME(one_minus_rho)(rows, args.param, &args.per_neuron, n, &owned)) return -1;
     int grads = 0;
     for (int k = 0; k < P_COUNT; k++) grads |= grad_param[k] != NULL;
     struct job job = {(grads ? ranges : fixed)[unit ? 3 : variant], &args, n, step, parts, 0};
-    return run(&job);
+    const int status = run(&job);
+    free(owned);
+    return status;
 }
 #endif /* SNN_FAMILY */
