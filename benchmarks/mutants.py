@@ -131,6 +131,13 @@ MUTANTS = [
         FAMILY_NATIVE,
     ),
     Mutant(
+        "native ALIF: the variant without an input gain run for a gain that is not 1",
+        "snn/kernels/csrc/lif_kernel.h",
+        "if (variant == 2 && !param[P_G_IN]) return 1;",
+        "if (variant == 2) return 1;",
+        FAMILY_NATIVE,
+    ),
+    Mutant(
         "native family: a lone gain of 1 pointed at a row never filled with ones",
         "snn/kernels/csrc/lif_kernel.h",
         "    for (int i = 0; i < TILE; i++) rows[k][i] = 1;\n",

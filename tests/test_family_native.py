@@ -201,16 +201,17 @@ def test_parameters_as_numbers_in_float64(kind):
         assert_close(grads, want_grads, f"{kind} with numbers")
 
 
-@pytest.mark.parametrize("one", ["g_in", "gain"])
-def test_cuba_with_one_gain_of_one(one):
-    """A CubaLIF whose input gain or current gain, not both, is the number 1 (the kernel reads a
-    row of ones for it; with both at 1 it runs its variant without them, as in the test above),
-    the other parameters per neuron and learned."""
-    (want_out, want_grads), got = run_both("cuba", "subtract", False, "atan", ones=(one,))
+@pytest.mark.parametrize(("kind", "one"), [("cuba", "g_in"), ("cuba", "gain"), ("alif", "gain")])
+def test_a_gain_of_one(kind, one):
+    """A gain that is the number 1, the other parameters per neuron and learned: the CubaLIF's
+    input gain or current gain, not both (the kernel reads a row of ones for it; with both at 1
+    it runs its variant without them, as in the test above), and the ALIF's input gain (its
+    variant without it)."""
+    (want_out, want_grads), got = run_both(kind, "subtract", False, "atan", ones=(one,))
     assert_rate(want_out[0])
     for outs, grads in got:
         assert all(torch.equal(a, b) for a, b in zip(outs, want_out, strict=True))
-        assert_close(grads, want_grads, f"cuba with {one} = 1")
+        assert_close(grads, want_grads, f"{kind} with {one} = 1")
 
 
 @pytest.mark.parametrize("kind", ["cuba", "alif"])

@@ -539,8 +539,8 @@ class _NativeFamily(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v0, i0, a0, beta, v_th, alpha, g_cur, g_in, rho, adapt, neuron, cfg, chunk):
         current, adaptive = neuron == "cuba", neuron == "alif"
-        # a gain of exactly 1 (a number, so never learned) is left out: the CubaLIF without
-        # either runs the kernel's variant that skips their multiplications
+        # a gain of exactly 1 (a number, so never learned) is left out: a neuron left with no
+        # gain runs the kernel's variant that skips their multiplications
         given = {"beta": beta, "v_th": v_th} | ({} if _is_one(g_in) else {"g_in": g_in})
         if current:
             given |= {"alpha": alpha} | ({} if _is_one(g_cur) else {"g_cur": g_cur})

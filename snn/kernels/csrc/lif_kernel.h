@@ -36,7 +36,7 @@
    adaptation), and a NULL grad_state0[S_*] is not asked for. jump (= v_th - v_reset) serves
    the neurons without a threshold state; one_minus_rho is 1 - rho as the reference computes
    it (NULL: 1 - rho rounded to REAL, see one_minus_rho()). A NULL gain (g_in, g_cur) is 1 (see
-   gains(): the CubaLIF without both runs a variant that skips their multiplications). Optional
+   gains(): a neuron whose gains are all 1 runs a variant without their products). Optional
    arrays are NULL when absent. Without parameter gradients the backward keeps the current of
    the step it recomputes in one row, not the chunk's rows that dL/dalpha and dL/dg_cur read. */
 
@@ -142,7 +142,7 @@ static inline struct NAME(tile) NAME(tile_at)(const REAL *const *param, int64_t 
 /* One forward step of neuron i: updates its potential *v (and current *cur, adaptation *ad),
    stores the pre-spike potential in *h, returns the spike. Each line rounds as the reference
    step's operation does (snn/family_functional.py): products before sums. `unit`: the gains are
-   1 (the CubaLIF's variant without them), so they are not read. */
+   1 (the variants without them), so they are not read. */
 static inline __attribute__((always_inline)) REAL NAME(cell_step)(
     const int current, const int adaptive, const int unit, const struct NAME(tile) *q, int64_t i,
     REAL x, REAL *v, REAL *cur, REAL *ad, REAL v_rest, int has_rest, int reset, REAL v_reset,
@@ -548,6 +548,15 @@ static int NAME(backward_cuba_unit)(const void *args, int64_t i0, int64_t i1) {
 static int NAME(backward_alif)(const void *args, int64_t i0, int64_t i1) {
     return NAME(cell_backward)(args, i0, i1, 0, 1, 0, 1);
 }
+static int NAME(forward_alif_unit)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_forward)(args, i0, i1, 0, 1, 1);
+}
+static int NAME(backward_alif_unit)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_backward)(args, i0, i1, 0, 1, 1, 1);
+}
+static int NAME(backward_alif_unit_fixed)(const void *args, int64_t i0, int64_t i1) {
+    return NAME(cell_backward)(args, i0, i1, 0, 1, 1, 0);
+}
 static int NAME(backward_cuba_fixed)(const void *args, int64_t i0, int64_t i1) {
     return NAME(cell_backward)(args, i0, i1, 1, 0, 0, 0);
 }
@@ -617,10 +626,12 @@ static inline void NAME(ones)(REAL rows[P_COUNT][TILE], const REAL **param, int 
     param[k] = rows[k];
 }
 
-/* A NULL gain (g_in, g_cur) is 1. The CubaLIF (variant 1) with both NULL runs its variant without
-   them (unit: 1 returned); any other NULL gain the variant reads is pointed at a row of ones. */
+/* A NULL gain (g_in, g_cur) is 1. The CubaLIF (variant 1) with both NULL, and the ALIF (variant
+   2) with a NULL g_in, run their variants without them (unit: 1 returned); a lone NULL gain of
+   the CubaLIF's is pointed at a row of ones. */
 static int NAME(gains)(REAL rows[P_COUNT][TILE], const REAL **param, int variant) {
     if (variant == 1 && !param[P_G_IN] && !param[P_G_CUR]) return 1;
+    if (variant == 2 && !param[P_G_IN]) return 1;
     NAME(ones)(rows, param, P_G_IN);
     if (variant == 1) NAME(ones)(rows, param, P_G_CUR);
     return 0;
@@ -663,12 +674,13 @@ int NAME(family_forward)(const REAL *x, int variant, const REAL *const *state0, 
     REAL rows[P_COUNT][TILE];
     NAME(fill_rows)(rows, param, per_neuron, args.param);
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
-        NAME(forward_lif), NAME(forward_cuba), NAME(forward_alif), NAME(forward_cuba_unit)};
+        NAME(forward_lif), NAME(forward_cuba), NAME(forward_alif), NAME(forward_cuba_unit),
+        NAME(forward_alif_unit)};
     if (variant != 1 && variant != 2) return -2;
     const int unit = NAME(gains)(rows, args.param, variant);
     REAL *owned;
     if (NAME(one_minus_rho)(rows, args.param, &args.per_neuron, n, &owned)) return -1;
-    struct job job = {ranges[unit ? 3 : variant], &args, n, step, parts, 0};
+    struct job job = {ranges[unit ? variant + 2 : variant], &args, n, step, parts, 0};
     const int status = run(&job);
     free(owned);
     return status;
@@ -701,17 +713,19 @@ int NAME(family_backward)(const REAL *x, int variant, const REAL *const *state0,
     REAL rows[P_COUNT][TILE];
     NAME(fill_rows)(rows, param, per_neuron, args.param);
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
-        NAME(backward_lif), NAME(backward_cuba), NAME(backward_alif), NAME(backward_cuba_unit)};
+        NAME(backward_lif), NAME(backward_cuba), NAME(backward_alif), NAME(backward_cuba_unit),
+        NAME(backward_alif_unit)};
     static int (*const fixed[])(const void *, int64_t, int64_t) = {
         NAME(backward_lif_fixed), NAME(backward_cuba_fixed), NAME(backward_alif_fixed),
-        NAME(backward_cuba_unit_fixed)};
+        NAME(backward_cuba_unit_fixed), NAME(backward_alif_unit_fixed)};
     if (variant != 1 && variant != 2) return -2;
     const int unit = NAME(gains)(rows, args.param, variant);
     REAL *owned;
     if (NAME(one_minus_rho)(rows, args.param, &args.per_neuron, n, &owned)) return -1;
     int grads = 0;
     for (int k = 0; k < P_COUNT; k++) grads |= grad_param[k] != NULL;
-    struct job job = {(grads ? ranges : fixed)[unit ? 3 : variant], &args, n, step, parts, 0};
+    const int k = unit ? variant + 2 : variant; /* the unit variants follow the three others */
+    struct job job = {(grads ? ranges : fixed)[k], &args, n, step, parts, 0};
     const int status = run(&job);
     free(owned);
     return status;
