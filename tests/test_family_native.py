@@ -269,7 +269,8 @@ def test_without_a_recorded_membrane_and_scalar_tensors():
 def test_from_rest_without_a_state(kind):
     """``state=None``: the kernel starts every neuron at rest itself (v_rest, no current, no
     adaptation), as the loop does from those states given as tensors: outputs bit for bit,
-    gradients to 1e-10; and a given state that needs no gradient gets none."""
+    gradients to 1e-10; and the same from those tensors given, needing no gradient (the kernel
+    then writes none for them)."""
     x, state, p, weights = make_case(kind, "subtract", torch.float64)
     rest = [torch.full((B, N), V_REST, dtype=torch.float64), torch.zeros(B, N, dtype=torch.float64)]
     if kind == "cuba":
@@ -302,3 +303,19 @@ def test_from_rest_without_a_state(kind):
         got = torch.autograd.grad(loss_of(*got_out, weights), inputs)
         assert_close(got, want, f"{kind} from rest (state given: {given is not None})")
     assert len(KERNEL_CALLS) == calls + 2, "this did not run the native kernel"
+
+
+def test_refuses_another_neuron_or_a_state_it_lacks():
+    from snn.kernels.family import FamilyConfig, native_family_sequence
+    from snn.surrogate import ATan
+
+    x = torch.rand(4, 2, 3)
+    config = FamilyConfig(0.0, 0.0, "subtract", False, ATan(), False)
+    args = dict(beta=0.9, v_th=1.0, alpha=0.8, current_gain=1.0, input_gain=1.0, rho=0.9,
+                adapt=1.0, config=config)  # fmt: skip
+    with pytest.raises(ValueError, match="neuron='cuba' or 'alif', got 'lif'"):
+        native_family_sequence(x, None, None, None, neuron="lif", **args)
+    with pytest.raises(ValueError, match="'alif' has no current state"):
+        native_family_sequence(x, None, torch.zeros(2, 3), None, neuron="alif", **args)
+    with pytest.raises(ValueError, match="'cuba' has no threshold state"):
+        native_family_sequence(x, None, None, torch.zeros(2, 3), neuron="cuba", **args)

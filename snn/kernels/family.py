@@ -631,8 +631,8 @@ def native_family_sequence(
             "runs snn.functional.lif_sequence)"
         )
     if (i0 if neuron == "alif" else a0) is not None:
-        lacks = "a current state (i0)" if neuron == "alif" else "a threshold state (a0)"
-        raise ValueError(f"neuron={neuron!r} has no {lacks}: pass None")
+        lacks = "current state (i0)" if neuron == "alif" else "threshold state (a0)"
+        raise ValueError(f"neuron={neuron!r} has no {lacks}: pass None for it")
     chunk = min(NATIVE_CHUNK_STEPS if chunk is None else chunk, x.shape[0])
     return _NativeFamily.apply(
         x.contiguous(), v0, i0, a0, beta, v_th, alpha, current_gain, input_gain, rho, adapt,
