@@ -657,6 +657,21 @@ static int NAME(one_minus_rho)(REAL rows[P_COUNT][TILE], const REAL **param,
     return 0;
 }
 
+/* What both entry points make of the parameters: their rows (fill_rows), the gains (gains()),
+   1 - rho (one_minus_rho(): *owned, for the caller to free). Returns the index of the variant's
+   range function (the unit variants after the three others), -1 if out of memory, -2 for
+   another variant. */
+static int NAME(family_parameters)(REAL rows[P_COUNT][TILE], const REAL *const *param,
+                                   const REAL **out, int64_t *per_neuron, int64_t n,
+                                   int variant, REAL **owned) {
+    *owned = NULL;
+    if (variant != 1 && variant != 2) return -2;
+    NAME(fill_rows)(rows, param, *per_neuron, out);
+    const int unit = NAME(gains)(rows, out, variant);
+    if (NAME(one_minus_rho)(rows, out, per_neuron, n, owned)) return -1;
+    return unit ? variant + 2 : variant;
+}
+
 int NAME(family_forward)(const REAL *x, int variant, const REAL *const *state0, REAL *spikes,
                          REAL *membrane, REAL *const *starts, REAL *const *last,
                          const REAL *const *param, int64_t per_neuron, double v_rest,
@@ -671,16 +686,14 @@ int NAME(family_forward)(const REAL *x, int variant, const REAL *const *state0, 
         args.starts[k] = starts[k];
         args.last[k] = last[k];
     }
-    REAL rows[P_COUNT][TILE];
-    NAME(fill_rows)(rows, param, per_neuron, args.param);
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
         NAME(forward_lif), NAME(forward_cuba), NAME(forward_alif), NAME(forward_cuba_unit),
         NAME(forward_alif_unit)};
-    if (variant != 1 && variant != 2) return -2;
-    const int unit = NAME(gains)(rows, args.param, variant);
-    REAL *owned;
-    if (NAME(one_minus_rho)(rows, args.param, &args.per_neuron, n, &owned)) return -1;
-    struct job job = {ranges[unit ? variant + 2 : variant], &args, n, step, parts, 0};
+    REAL rows[P_COUNT][TILE], *owned;
+    const int k = NAME(family_parameters)(rows, param, args.param, &args.per_neuron, n, variant,
+                                          &owned);
+    if (k < 0) return k;
+    struct job job = {ranges[k], &args, n, step, parts, 0};
     const int status = run(&job);
     free(owned);
     return status;
@@ -710,21 +723,18 @@ int NAME(family_backward)(const REAL *x, int variant, const REAL *const *state0,
         args.grad_state0[k] = grad_state0[k];
     }
     for (int k = 0; k < P_COUNT; k++) args.grad_param[k] = grad_param[k];
-    REAL rows[P_COUNT][TILE];
-    NAME(fill_rows)(rows, param, per_neuron, args.param);
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
         NAME(backward_lif), NAME(backward_cuba), NAME(backward_alif), NAME(backward_cuba_unit),
         NAME(backward_alif_unit)};
     static int (*const fixed[])(const void *, int64_t, int64_t) = {
         NAME(backward_lif_fixed), NAME(backward_cuba_fixed), NAME(backward_alif_fixed),
         NAME(backward_cuba_unit_fixed), NAME(backward_alif_unit_fixed)};
-    if (variant != 1 && variant != 2) return -2;
-    const int unit = NAME(gains)(rows, args.param, variant);
-    REAL *owned;
-    if (NAME(one_minus_rho)(rows, args.param, &args.per_neuron, n, &owned)) return -1;
+    REAL rows[P_COUNT][TILE], *owned;
+    const int k = NAME(family_parameters)(rows, param, args.param, &args.per_neuron, n, variant,
+                                          &owned);
+    if (k < 0) return k;
     int grads = 0;
-    for (int k = 0; k < P_COUNT; k++) grads |= grad_param[k] != NULL;
-    const int k = unit ? variant + 2 : variant; /* the unit variants follow the three others */
+    for (int j = 0; j < P_COUNT; j++) grads |= grad_param[j] != NULL;
     struct job job = {(grads ? ranges : fixed)[k], &args, n, step, parts, 0};
     const int status = run(&job);
     free(owned);
