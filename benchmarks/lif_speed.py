@@ -22,18 +22,20 @@ On CPU, A, B and C also time snn's default on threads the native kernel starts a
 (``snn fused, own threads``, its runner where torch has no OpenMP) beside its default, torch's
 own OpenMP team: the choice of runner, measured side by side.
 
-C runs with ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000`` so that glibc keeps
-freed pages and page faults do not swamp the neuron's own cost. ON's steps take seconds (on the
-2-core VM, idle, at 2 threads: the floor 1.8 s, Norse 27 s), so it runs 1 iteration with no
-warmup per round by default. The floor is the same network
-without the neuron's time loop: ReLU for A, B and ON, and for C one ``sigmoid`` forward and
-backward over the same tensor. Each configuration runs in fresh processes, one per round;
-within a round the rows alternate iteration by iteration so that load from other processes hits
-them alike. A row's figure for a round is the median of its iterations; the table shows the
-median, min and max over rounds, and the ratio to the floor (the median over rounds of the ratio
-measured within each round). "page faults" is the median over rounds of a row's median minor
-page faults per step: a step that maps fresh pages (glibc handed back freed memory) pays a few
-milliseconds for it, whichever row the allocation order picks.
+A, B and C run with ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000`` so that glibc
+keeps freed pages and page faults do not swamp the neuron's own cost. With glibc's defaults the
+same network, run alone in a process of its own, took a median of 0 page faults a step in some
+processes and 3,100 to 12,500 in others (A's LIF and ALIF networks, 2026-12-01), so the faults
+decided which row looked slow. ON's steps take seconds (on the 2-core VM, idle, at 2 threads:
+the floor 1.8 s, Norse 27 s), so it runs 1 iteration with no warmup per round by default. The
+floor is the same network without the neuron's time loop: ReLU for A, B and ON, and for C one
+``sigmoid`` forward and backward over the same tensor. Each configuration runs in fresh
+processes, one per round; within a round the rows alternate iteration by iteration so that load
+from other processes hits them alike. A row's figure for a round is the median of its
+iterations; the table shows the median, min and max over rounds, and the ratio to the floor (the
+median over rounds of the ratio measured within each round). "page faults" is the median over
+rounds of a row's median minor page faults per step: a step that maps fresh pages (glibc handed
+back freed memory) pays a few milliseconds for it, whichever row the allocation order picks.
 
 Every configuration runs at torch's default thread count (all cores), and again at each count
 given with ``--threads``; every table and row says its thread count. ``--check`` exits non-zero
@@ -482,7 +484,7 @@ def worker(config: str, iters: int, warmup: int, memory: bool, threads: int | No
 
 def run_rounds(config: str, threads: int | None, args: argparse.Namespace) -> list[dict]:
     env = dict(os.environ)
-    if config == "C":
+    if config != "ON":
         # not ON: with freed pages never returned, its profiled peers' runs grew past 24 GB and
         # the kernel killed the worker; page faults are negligible against its 9 s steps anyway
         env.update(MALLOC_ENV)
