@@ -484,9 +484,10 @@ def worker(config: str, iters: int, warmup: int, memory: bool, threads: int | No
 
 def run_rounds(config: str, threads: int | None, args: argparse.Namespace) -> list[dict]:
     env = dict(os.environ)
-    if config != "ON":
+    if config in ("A", "B", "C"):
         # not ON: with freed pages never returned, its profiled peers' runs grew past 24 GB and
         # the kernel killed the worker; page faults are negligible against its 9 s steps anyway
+        # (nor GPU, whose tensors are the device's)
         env.update(MALLOC_ENV)
     repo = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
