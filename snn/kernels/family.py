@@ -625,7 +625,7 @@ def native_family_sequence(
     returns; the caller checks :func:`snn.kernels.native.unavailable_reason` (``family=True``)
     first. ``chunk``: steps between saved states (default ``NATIVE_CHUNK_STEPS``, the LIF
     kernel's)."""
-    if neuron not in ("cuba", "alif"):
+    if neuron not in native.VARIANTS:
         raise ValueError(
             f"the native family kernel runs neuron='cuba' or 'alif', got {neuron!r} (a plain LIF "
             "runs snn.functional.lif_sequence)"

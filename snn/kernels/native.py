@@ -61,7 +61,7 @@ _ABI = 6
 PARAMETERS = ("beta", "v_th", "jump", "alpha", "g_cur", "g_in", "rho", "one_minus_rho", "adapt")
 STATES = ("v", "i", "a")
 # the family kernel's variants: the neuron with a current state, and the one with a threshold state
-_VARIANTS = {"cuba": 1, "alif": 2}
+VARIANTS = {"cuba": 1, "alif": 2}
 _RESETS = {"subtract": 0, "zero": 1, "none": 2}
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 # the smallest neuron range worth a thread of its own
@@ -357,7 +357,7 @@ def _call(name: str, dtype: torch.dtype, n: int, *args) -> None:
         return
     status = fn(*c_args, *_split(n))
     if status == -2:
-        raise ValueError(f"snn's native family kernel runs the variants {tuple(_VARIANTS)} only")
+        raise ValueError(f"snn's native family kernel runs the variants {tuple(VARIANTS)} only")
     if status:  # -1: malloc failed (the lif_forward kernels return nothing)
         raise MemoryError("snn's native LIF kernel could not allocate its chunk buffers")
 
@@ -620,9 +620,9 @@ def family_backward(
 
 
 def _variant(neuron: str) -> int:
-    if neuron not in _VARIANTS:
-        raise ValueError(f"the native family kernel runs {tuple(_VARIANTS)}, got {neuron!r}")
-    return _VARIANTS[neuron]
+    if neuron not in VARIANTS:
+        raise ValueError(f"the native family kernel runs {tuple(VARIANTS)}, got {neuron!r}")
+    return VARIANTS[neuron]
 
 
 def _family_parameters(

@@ -659,12 +659,11 @@ static int NAME(one_minus_rho)(REAL rows[P_COUNT][TILE], const REAL **param,
 
 /* What both entry points make of the parameters: their rows (fill_rows), the gains (gains()),
    1 - rho (one_minus_rho(): *owned, for the caller to free). Returns the index of the variant's
-   range function (the unit variants after the three others), -1 if out of memory, -2 for
-   another variant. */
+   range function (its variant number, or the variant's unit one after them), -1 if out of
+   memory, -2 for another variant. */
 static int NAME(family_parameters)(REAL rows[P_COUNT][TILE], const REAL *const *param,
                                    const REAL **out, int64_t *per_neuron, int64_t n,
                                    int variant, REAL **owned) {
-    *owned = NULL;
     if (variant != 1 && variant != 2) return -2;
     NAME(fill_rows)(rows, param, *per_neuron, out);
     const int unit = NAME(gains)(rows, out, variant);
@@ -686,8 +685,9 @@ int NAME(family_forward)(const REAL *x, int variant, const REAL *const *state0, 
         args.starts[k] = starts[k];
         args.last[k] = last[k];
     }
+    /* by family_parameters()'s index; 0, the LIF, is lif_forward's */
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
-        NAME(forward_lif), NAME(forward_cuba), NAME(forward_alif), NAME(forward_cuba_unit),
+        NULL, NAME(forward_cuba), NAME(forward_alif), NAME(forward_cuba_unit),
         NAME(forward_alif_unit)};
     REAL rows[P_COUNT][TILE], *owned;
     const int k = NAME(family_parameters)(rows, param, args.param, &args.per_neuron, n, variant,
@@ -723,11 +723,12 @@ int NAME(family_backward)(const REAL *x, int variant, const REAL *const *state0,
         args.grad_state0[k] = grad_state0[k];
     }
     for (int k = 0; k < P_COUNT; k++) args.grad_param[k] = grad_param[k];
+    /* by family_parameters()'s index, as in family_forward */
     static int (*const ranges[])(const void *, int64_t, int64_t) = {
-        NAME(backward_lif), NAME(backward_cuba), NAME(backward_alif), NAME(backward_cuba_unit),
+        NULL, NAME(backward_cuba), NAME(backward_alif), NAME(backward_cuba_unit),
         NAME(backward_alif_unit)};
     static int (*const fixed[])(const void *, int64_t, int64_t) = {
-        NAME(backward_lif_fixed), NAME(backward_cuba_fixed), NAME(backward_alif_fixed),
+        NULL, NAME(backward_cuba_fixed), NAME(backward_alif_fixed),
         NAME(backward_cuba_unit_fixed), NAME(backward_alif_unit_fixed)};
     REAL rows[P_COUNT][TILE], *owned;
     const int k = NAME(family_parameters)(rows, param, args.param, &args.per_neuron, n, variant,
