@@ -70,6 +70,10 @@ from pathlib import Path
 
 CONFIGS = ("A", "B", "C", "ON", "GPU")
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+# the configurations run with MALLOC_ENV. Not ON: with freed pages never returned, its profiled
+# peers' runs grew past 24 GB and the kernel killed the worker (page faults are negligible
+# against its 9 s steps anyway). Not GPU: its tensors live in the device's memory.
+KEPT_PAGES_CONFIGS = ("A", "B", "C")
 PEERS = ("snntorch", "spikingjelly", "norse")
 # snn's rows: the default (native on CPU), the eager executor, the plain autograd loop
 SNN_BACKENDS = ("fused", "eager", "reference")
@@ -484,10 +488,7 @@ def worker(config: str, iters: int, warmup: int, memory: bool, threads: int | No
 
 def run_rounds(config: str, threads: int | None, args: argparse.Namespace) -> list[dict]:
     env = dict(os.environ)
-    if config in ("A", "B", "C"):
-        # not ON: with freed pages never returned, its profiled peers' runs grew past 24 GB and
-        # the kernel killed the worker; page faults are negligible against its 9 s steps anyway
-        # (nor GPU, whose tensors are the device's)
+    if config in KEPT_PAGES_CONFIGS:
         env.update(MALLOC_ENV)
     repo = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
@@ -600,15 +601,16 @@ def missed_targets(config: str, results: list[dict]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", nargs="+", default=["A", "B", "C", "ON", "GPU"],
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS),
                         choices=CONFIGS)  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="fresh processes per config")
     parser.add_argument(
         "--iters", type=int, default=None,
-        help="timed iterations per round (default: 20; C 8, ON 3)",
+        help="timed iterations per round (default: "
+        + ", ".join(f"{c} {n}" for c, n in DEFAULT_ITERS.items()) + ")",
     )  # fmt: skip
     parser.add_argument(
-        "--warmup", type=int, default=None, help="untimed iterations first (default: 2; ON 1)"
+        "--warmup", type=int, default=None, help="untimed iterations first (default: 2; ON 0)"
     )
     parser.add_argument(
         "--threads", type=int, nargs="*", default=[],

@@ -627,8 +627,8 @@ def native_family_sequence(
     kernel's)."""
     if neuron not in native.VARIANTS:
         raise ValueError(
-            f"the native family kernel runs neuron='cuba' or 'alif', got {neuron!r} (a plain LIF "
-            "runs snn.functional.lif_sequence)"
+            f"the native family kernel runs neuron={' or '.join(map(repr, native.VARIANTS))}, got "
+            f"{neuron!r} (a plain LIF runs snn.functional.lif_sequence)"
         )
     if (i0 if neuron == "alif" else a0) is not None:
         lacks = "current state (i0)" if neuron == "alif" else "threshold state (a0)"
